@@ -115,9 +115,17 @@ func (a *app) rootCommand() *cobra.Command {
 	})
 	root.SetHelpFunc(a.help)
 
-	root.AddCommand(a.labCommand(), a.uppercaseCommand())
+	for _, c := range commands {
+		root.AddCommand(c(a))
+	}
 	return root
 }
+
+// commands are the top-level commands; each command group's file adds its
+// own in an init function, so a new subsystem touches no other file.
+var commands []func(*app) *cobra.Command
+
+func addCommand(c func(*app) *cobra.Command) { commands = append(commands, c) }
 
 // traceFull is the annotation of commands whose transcript shows the time
 // and host of every message.

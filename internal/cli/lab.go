@@ -11,6 +11,8 @@ import (
 	"appnet/lab"
 )
 
+func init() { addCommand((*app).labCommand) }
+
 func (a *app) labCommand() *cobra.Command {
 	var (
 		check, printDefault, kinds bool

@@ -13,6 +13,8 @@ import (
 	"appnet/sockets"
 )
 
+func init() { addCommand((*app).uppercaseCommand) }
+
 func (a *app) uppercaseCommand() *cobra.Command {
 	return group("uppercase", "the course's first socket programs: a TCP and a UDP server that answer in upper case",
 		a.uppercaseServeCommand(), a.uppercaseSendCommand())
