@@ -1,0 +1,616 @@
+package torrent
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"appnet/p2p/peerwire"
+	"appnet/trace"
+)
+
+// peer is one connection to another peer of the swarm. Its fields other
+// than conn, addr, id and tc are guarded by the torrent's lock; the
+// connection is read by one goroutine and written by another, and neither
+// holds the lock while doing I/O.
+type peer struct {
+	conn     net.Conn
+	addr     string
+	id       [20]byte
+	tc       *trace.Conv
+	outbound bool
+	since    time.Time
+
+	amChoking, amInterested     bool
+	peerChoking, peerInterested bool
+	has                         bitset
+	seeder                      bool
+	gotBitfield                 bool
+
+	// Our requests to it, and when they were sent.
+	asked map[block]time.Time
+	// Its requests to us, in order, and messages to send.
+	out     []outMsg
+	wake    chan struct{}
+	servedQ int // requests queued in out
+
+	down, up   meter
+	lastPiece  time.Time // last block received from it
+	closeCause string
+}
+
+// outMsg is a message waiting for the writer.
+type outMsg struct {
+	m peerwire.Message
+}
+
+func (p *peer) String() string { return p.addr }
+
+// queue adds messages for the writer; the torrent's lock must be held.
+func (p *peer) queue(ms ...peerwire.Message) {
+	for _, m := range ms {
+		p.out = append(p.out, outMsg{m: m})
+		if m.ID == peerwire.MsgPiece {
+			p.servedQ++
+		}
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dial connects to a peer we heard of.
+func (t *Torrent) dial(addr string) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(t.ctx, "tcp", addr)
+	if err != nil {
+		t.log.Debug("dial", "peer", addr, "err", err)
+		return
+	}
+	t.handle(c, true)
+}
+
+// handle runs one connection from handshake to close.
+func (t *Torrent) handle(c net.Conn, outbound bool) {
+	defer c.Close()
+	addr := c.RemoteAddr().String()
+	side := trace.Server
+	if outbound {
+		side = trace.Client
+	}
+	tc := t.cfg.Tracer.Conv(t.cfg.Host, "bittorrent/tcp", side, c.LocalAddr(), c.RemoteAddr())
+	stop := context.AfterFunc(t.ctx, func() { c.Close() })
+	defer stop()
+
+	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck
+	ours := peerwire.Handshake{InfoHash: t.infoHash, PeerID: t.cfg.PeerID}
+	var theirs peerwire.Handshake
+	var err error
+	if outbound {
+		if err = peerwire.WriteHandshake(c, ours); err == nil {
+			theirs, err = peerwire.ReadHandshake(c)
+		}
+	} else {
+		if theirs, err = peerwire.ReadHandshake(c); err == nil && theirs.InfoHash == t.infoHash {
+			err = peerwire.WriteHandshake(c, ours)
+		}
+	}
+	if err != nil {
+		tc.Notef("handshake failed: %v", err)
+		t.log.Debug("handshake", "peer", addr, "err", err)
+		return
+	}
+	tc.Send("handshake " + ours.String())
+	tc.Recv("handshake " + theirs.String())
+	if theirs.InfoHash != t.infoHash {
+		tc.Notef("closed: handshake for another torrent")
+		return
+	}
+	if theirs.PeerID == t.cfg.PeerID {
+		tc.Notef("closed: connected to ourselves")
+		return
+	}
+	c.SetDeadline(time.Time{}) //nolint:errcheck
+
+	p := &peer{
+		conn: c, addr: addr, id: theirs.PeerID, tc: tc, outbound: outbound, since: time.Now(),
+		amChoking: true, peerChoking: true,
+		has:   newBitset(t.layout.NumPieces),
+		asked: make(map[block]time.Time),
+		wake:  make(chan struct{}, 1),
+	}
+	if !t.addPeer(p) {
+		return
+	}
+	defer t.removePeer(p)
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		if err := t.writeLoop(p); err != nil {
+			c.Close()
+		}
+	}()
+	err = t.readLoop(p)
+	c.Close()
+	<-writerDone
+	t.mu.Lock()
+	cause := p.closeCause
+	t.mu.Unlock()
+	switch {
+	case cause != "":
+		tc.Notef("closed: %s", cause)
+	case errors.Is(err, io.EOF):
+		tc.Notef("closed by peer")
+	default:
+		tc.Notef("closed: %v", err)
+		var pe *peerwire.ProtocolError
+		if errors.As(err, &pe) {
+			t.log.Info("peer broke the protocol", "peer", addr, "err", err)
+		}
+	}
+}
+
+// addPeer admits a handshaken peer: not banned, not over the connection
+// limit, not already connected under the same ID. It queues our bitfield.
+func (t *Torrent) addPeer(p *peer) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id := peerIDString(p.id)
+	switch {
+	case t.stopped:
+		return false
+	case t.banned[p.addr] || t.banned[id]:
+		p.tc.Notef("closed: banned")
+		return false
+	case len(t.peers) >= t.cfg.MaxConns:
+		p.tc.Notef("closed: connection limit (%d)", t.cfg.MaxConns)
+		return false
+	}
+	for o := range t.peers {
+		if o.id == p.id {
+			p.tc.Notef("closed: already connected to this peer")
+			return false
+		}
+	}
+	t.peers[p] = struct{}{}
+	if n := t.picker.have.count(); n > 0 {
+		bf, _ := peerwire.ParseBitfield(t.picker.have.bytes(), t.layout.NumPieces)
+		p.queue(peerwire.Message{ID: peerwire.MsgBitfield, Bitfield: bf})
+	}
+	return true
+}
+
+// removePeer forgets a peer: its pieces leave the availability counts and
+// its outstanding requests go back to the pool.
+func (t *Torrent) removePeer(p *peer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.peers, p)
+	t.picker.peerGone(&p.has, p.seeder)
+	for b := range p.asked {
+		t.picker.cancelled(b)
+	}
+	p.asked = nil
+	wasUnchoked := !p.amChoking
+	if wasUnchoked && p.peerInterested {
+		// A slot came free: give it to someone now rather than at the
+		// next round.
+		t.rechokeLocked(time.Now())
+	}
+	// Others may pick up the blocks it had.
+	for o := range t.peers {
+		t.fillRequests(o)
+	}
+}
+
+// readLoop handles the messages of one peer until the connection ends.
+func (t *Torrent) readLoop(p *peer) error {
+	r := peerwire.NewReader(p.conn)
+	r.NumPieces = t.layout.NumPieces
+	r.MaxBlockSize = maxBlockLen
+	// Keep-alives come every two minutes at most; anything slower is dead.
+	const idle = 3 * time.Minute
+	var m peerwire.Message
+	for {
+		p.conn.SetReadDeadline(time.Now().Add(idle)) //nolint:errcheck
+		if err := r.ReadMessage(&m); err != nil {
+			return err
+		}
+		if p.tc.Enabled() && m.ID != peerwire.MsgPiece {
+			p.tc.Recv(m.String())
+		}
+		if m.ID == peerwire.MsgPiece {
+			if p.tc.Enabled() {
+				p.tc.Recv(fmt.Sprintf("piece %d block %d from %s", m.Index, m.Begin/BlockSize, p.addr))
+			}
+			if err := t.downLim.wait(t.ctx, len(m.Block)); err != nil {
+				return err
+			}
+			if err := t.onPiece(p, m.Index, m.Begin, m.Block); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := t.onMessage(p, &m); err != nil {
+			return err
+		}
+	}
+}
+
+// errProtocol closes a connection whose peer broke a rule the codec cannot
+// see.
+type errProtocol string
+
+func (e errProtocol) Error() string { return "torrent: " + string(e) }
+
+// onMessage applies one message other than piece.
+func (t *Torrent) onMessage(p *peer, m *peerwire.Message) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch m.ID {
+	case peerwire.MsgKeepAlive:
+	case peerwire.MsgChoke:
+		p.peerChoking = true
+		// BEP 3: a choke discards our pending requests.
+		for b := range p.asked {
+			t.picker.cancelled(b)
+		}
+		clear(p.asked)
+		t.fillOthers(p)
+	case peerwire.MsgUnchoke:
+		p.peerChoking = false
+		t.fillRequests(p)
+	case peerwire.MsgInterested:
+		p.peerInterested = true
+		if p.amChoking && t.unchokedCount() < t.choker.cfg.Slots {
+			// A free slot: no need to wait for the next round.
+			t.rechokeLocked(time.Now())
+		}
+	case peerwire.MsgNotInterested:
+		p.peerInterested = false
+	case peerwire.MsgHave:
+		i := int(m.Index)
+		if p.seeder || p.has.get(i) {
+			return nil
+		}
+		if p.has.count()+1 == t.layout.NumPieces {
+			// It just became a seeder: count it as one from now on.
+			t.picker.peerGone(&p.has, false)
+			p.has.set(i)
+			p.seeder = true
+			t.picker.peerHas(&p.has, true)
+		} else {
+			p.has.set(i)
+			t.picker.avail[i]++
+		}
+		p.gotBitfield = true
+		t.updateInterest(p)
+		t.fillRequests(p)
+	case peerwire.MsgBitfield:
+		// BEP 3 sends the bitfield first, but some clients (aria2) send
+		// one later instead of haves: take it as the peer's new state.
+		t.picker.peerGone(&p.has, p.seeder)
+		p.has = bitsetFromBytes(m.Bitfield.Bytes(), t.layout.NumPieces)
+		p.seeder = p.has.count() == t.layout.NumPieces
+		p.gotBitfield = true
+		t.picker.peerHas(&p.has, p.seeder)
+		t.updateInterest(p)
+		t.fillRequests(p)
+	case peerwire.MsgRequest:
+		return t.onRequest(p, m)
+	case peerwire.MsgCancel:
+		t.dropServe(p, m.Index, m.Begin, m.Length)
+	default:
+		// port, extended, and types we do not know: ignored (BEP 3:
+		// unknown messages are skipped).
+	}
+	return nil
+}
+
+// maxQueuedRequests bounds what a peer may ask of us at once.
+const maxQueuedRequests = 2048
+
+// onRequest queues a block for upload if the peer may have it.
+func (t *Torrent) onRequest(p *peer, m *peerwire.Message) error {
+	i := int(m.Index)
+	size := t.layout.PieceSize(i)
+	switch {
+	case p.amChoking:
+		return nil // BEP 3: requests from a choked peer are dropped
+	case !t.picker.have.get(i):
+		return nil // we do not have it (yet): ignore, as other clients do
+	case int64(m.Begin)+int64(m.Length) > size:
+		return errProtocol(fmt.Sprintf("request past the end of piece %d", i))
+	case p.servedQ >= maxQueuedRequests:
+		return errProtocol("too many requests queued")
+	}
+	p.queue(peerwire.Message{ID: peerwire.MsgPiece, Index: m.Index, Begin: m.Begin, Length: m.Length})
+	return nil
+}
+
+// dropServe removes a queued upload the peer cancelled.
+func (t *Torrent) dropServe(p *peer, index, begin, length uint32) {
+	for i, om := range p.out {
+		if om.m.ID == peerwire.MsgPiece && om.m.Index == index && om.m.Begin == begin && om.m.Length == length {
+			p.out = append(p.out[:i], p.out[i+1:]...)
+			p.servedQ--
+			return
+		}
+	}
+}
+
+// onPiece takes a block: checks it was asked for, writes it to storage
+// outside the lock, and records it.
+func (t *Torrent) onPiece(p *peer, index, begin uint32, data []byte) error {
+	if begin%BlockSize != 0 {
+		t.wasted.Add(int64(len(data)))
+		return nil
+	}
+	b := block{int(index), int(begin / BlockSize)}
+	t.mu.Lock()
+	_, asked := p.asked[b]
+	pp := t.picker.inProgress[b.piece]
+	if !asked || pp == nil || pp.got[b.index] || len(data) != t.picker.blockLen(b) {
+		// Not asked for, or already here (endgame): count it and move on.
+		if asked {
+			delete(p.asked, b)
+			t.picker.cancelled(b)
+		}
+		t.wasted.Add(int64(len(data)))
+		t.fillRequests(p)
+		t.mu.Unlock()
+		return nil
+	}
+	t.mu.Unlock()
+
+	off := t.layout.PieceOffset(b.piece) + int64(begin)
+	if _, err := t.st.WriteAt(data, off); err != nil {
+		t.log.Error("writing a block", "err", err)
+		return err
+	}
+	p.down.add(len(data))
+	t.downMeter.add(len(data))
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(p.asked, b)
+	p.lastPiece = time.Now()
+	fresh, complete := t.picker.received(b, p)
+	if !fresh {
+		t.wasted.Add(int64(len(data)))
+	}
+	if fresh && t.picker.endgame() {
+		// Endgame: cancel the same block at the other peers.
+		for o := range t.peers {
+			if o == p {
+				continue
+			}
+			if _, ok := o.asked[b]; ok {
+				delete(o.asked, b)
+				t.picker.cancelled(b)
+				o.queue(peerwire.Message{ID: peerwire.MsgCancel, Index: index, Begin: begin, Length: uint32(len(data))})
+			}
+		}
+	}
+	if complete {
+		t.verifying++
+		t.wg.Add(1)
+		go t.verify(b.piece)
+	}
+	t.fillRequests(p)
+	return nil
+}
+
+// verify hashes a completed piece off the lock and applies the outcome.
+func (t *Torrent) verify(piece int) {
+	defer t.wg.Done()
+	t.verifySem <- struct{}{}
+	ok, _, err := verifyPiece(t.st, t.layout, t.info, piece, nil)
+	<-t.verifySem
+	if err != nil {
+		t.log.Error("reading a piece back", "piece", piece, "err", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.verifying--
+	from := t.picker.verified(piece, ok)
+	if !ok {
+		t.hashFails.Add(1)
+		t.wasted.Add(t.layout.PieceSize(piece))
+		t.blame(piece, from)
+		for p := range t.peers {
+			t.fillRequests(p)
+		}
+		return
+	}
+	t.downloaded.Add(t.layout.PieceSize(piece))
+	t.resumeDirty = true
+	for _, p := range from {
+		t.credit[peerIDString(p.id)]++
+	}
+	for p := range t.peers {
+		if !p.has.get(piece) && !p.seeder {
+			p.queue(peerwire.Message{ID: peerwire.MsgHave, Index: uint32(piece)})
+		}
+		t.updateInterest(p)
+		t.fillRequests(p)
+	}
+	if t.picker.done() && !t.completed {
+		t.completed = true
+		t.finishedAt = time.Now()
+		close(t.complete)
+		t.log.Info("download complete", "took", t.finishedAt.Sub(t.startedAt).Round(time.Millisecond))
+		if t.cfg.Announcer != nil && len(t.cfg.Trackers) > 0 {
+			t.wg.Add(1)
+			go func() {
+				defer t.wg.Done()
+				t.announce(t.ctx, "completed") //nolint:errcheck // logged inside
+			}()
+		}
+	}
+}
+
+// blame handles a piece that failed its hash check: a peer that sent all
+// of it is banned at once; peers that sent part of it get a strike, and a
+// peer with three strikes and more strikes than good pieces it helped with
+// is banned too, so an honest peer that shared a piece with a liar now and
+// then is not. A banned peer is disconnected and never dialled again.
+func (t *Torrent) blame(piece int, from []*peer) {
+	t.log.Warn("piece failed its hash check", "piece", piece, "senders", len(from))
+	for _, p := range from {
+		id := peerIDString(p.id)
+		t.strikes[id]++
+		if len(from) == 1 || t.strikes[id] >= 3 && t.strikes[id] > t.credit[id] {
+			t.banned[id] = true
+			t.banned[p.addr] = true
+			p.closeCause = fmt.Sprintf("banned: sent bad data for piece %d", piece)
+			p.tc.Notef("%s", p.closeCause)
+			t.log.Warn("banned a peer for bad data", "peer", p.addr, "id", id)
+			p.conn.Close()
+		}
+	}
+}
+
+// updateInterest tells a peer whether we want something it has.
+func (t *Torrent) updateInterest(p *peer) {
+	want := !t.completed && (p.seeder && t.picker.have.count() < t.layout.NumPieces || p.has.hasAnyNotIn(&t.picker.have))
+	if want != p.amInterested {
+		p.amInterested = want
+		id := peerwire.MsgNotInterested
+		if want {
+			id = peerwire.MsgInterested
+		}
+		p.queue(peerwire.Message{ID: id})
+	}
+}
+
+// requestDepth is how many requests to keep outstanding at a peer: enough
+// to cover about a second of its current rate (so a fast link stays full
+// across the round trip and our own processing), at least 16 and at most
+// 1024 blocks (16 MiB).
+func requestDepth(rate float64) int {
+	d := int(rate / BlockSize)
+	return max(16, min(1024, d))
+}
+
+// fillRequests tops up the requests outstanding at p.
+func (t *Torrent) fillRequests(p *peer) {
+	if p.peerChoking || !p.amInterested || p.asked == nil {
+		return
+	}
+	want := requestDepth(p.down.rate) - len(p.asked)
+	if want <= 0 {
+		return
+	}
+	blocks := t.picker.pick(&p.has, p.seeder, want, func(b block) bool { _, ok := p.asked[b]; return ok })
+	now := time.Now()
+	for _, b := range blocks {
+		p.asked[b] = now
+		p.queue(peerwire.Message{ID: peerwire.MsgRequest, Index: uint32(b.piece), Begin: uint32(b.index * BlockSize), Length: uint32(t.picker.blockLen(b))})
+	}
+}
+
+// fillOthers tops up every peer but p (after p choked us, its blocks are
+// free for others).
+func (t *Torrent) fillOthers(p *peer) {
+	for o := range t.peers {
+		if o != p {
+			t.fillRequests(o)
+		}
+	}
+}
+
+// writeLoop sends p's queued messages, reading uploaded blocks from
+// storage as it goes, and a keep-alive after two minutes of silence.
+func (t *Torrent) writeLoop(p *peer) error {
+	bw := bufio.NewWriterSize(p.conn, 64<<10)
+	w := peerwire.NewWriter(bw)
+	buf := make([]byte, maxBlockLen)
+	keepAlive := time.NewTimer(2 * time.Minute)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case <-p.wake:
+		case <-keepAlive.C:
+			t.mu.Lock()
+			p.queue(peerwire.Message{ID: peerwire.MsgKeepAlive})
+			t.mu.Unlock()
+			continue
+		case <-t.ctx.Done():
+			return t.ctx.Err()
+		}
+		for {
+			t.mu.Lock()
+			if len(p.out) == 0 {
+				t.mu.Unlock()
+				break
+			}
+			batch := p.out
+			p.out = nil
+			t.mu.Unlock()
+			for _, om := range batch {
+				m := om.m
+				if m.ID == peerwire.MsgPiece {
+					if err := t.sendBlock(p, w, bw, &m, buf); err != nil {
+						return err
+					}
+					continue
+				}
+				if p.tc.Enabled() {
+					p.tc.Send(m.String())
+				}
+				if err := w.WriteMessage(&m); err != nil {
+					return err
+				}
+			}
+		}
+		p.conn.SetWriteDeadline(time.Now().Add(time.Minute)) //nolint:errcheck
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		keepAlive.Reset(2 * time.Minute)
+	}
+}
+
+// sendBlock uploads one requested block, unless the peer has been choked
+// or cancelled it meanwhile.
+func (t *Torrent) sendBlock(p *peer, w *peerwire.Writer, bw *bufio.Writer, m *peerwire.Message, buf []byte) error {
+	t.mu.Lock()
+	p.servedQ--
+	choked := p.amChoking
+	t.mu.Unlock()
+	if choked {
+		return nil
+	}
+	data := buf[:m.Length]
+	if _, err := t.st.ReadAt(data, t.layout.PieceOffset(int(m.Index))+int64(m.Begin)); err != nil {
+		return err
+	}
+	if t.upLimit != nil {
+		// Send what is queued before waiting, so the wait paces the
+		// link rather than delaying small messages.
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		if err := t.upLimit.wait(t.ctx, len(data)); err != nil {
+			return err
+		}
+	}
+	if p.tc.Enabled() {
+		p.tc.Send(fmt.Sprintf("piece %d block %d to %s", m.Index, m.Begin/BlockSize, p.addr))
+	}
+	p.conn.SetWriteDeadline(time.Now().Add(time.Minute)) //nolint:errcheck
+	if err := w.WritePiece(m.Index, m.Begin, data); err != nil {
+		return err
+	}
+	p.up.add(len(data))
+	t.upMeter.add(len(data))
+	t.uploaded.Add(int64(len(data)))
+	return nil
+}

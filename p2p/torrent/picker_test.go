@@ -1,0 +1,210 @@
+package torrent
+
+import (
+	"testing"
+	"time"
+)
+
+func fullSet(n int) bitset {
+	b := newBitset(n)
+	b.setAll()
+	return b
+}
+
+func setOf(n int, pieces ...int) bitset {
+	b := newBitset(n)
+	for _, p := range pieces {
+		b.set(p)
+	}
+	return b
+}
+
+func uniformPieces(size int64) func(int) int64 { return func(int) int64 { return size } }
+
+func TestBitsetWire(t *testing.T) {
+	b := setOf(10, 0, 3, 9)
+	if got := b.bytes(); len(got) != 2 || got[0] != 0x90 || got[1] != 0x40 {
+		t.Errorf("bytes = %08b", got)
+	}
+	c := bitsetFromBytes(b.bytes(), 10)
+	if c.count() != 3 || !c.get(0) || !c.get(3) || !c.get(9) {
+		t.Errorf("round trip: %08b", c.bytes())
+	}
+	all := fullSet(70)
+	if all.count() != 70 {
+		t.Errorf("setAll: %d", all.count())
+	}
+}
+
+// Rarest first: with the first pieces behind us, the picker starts the
+// piece fewest peers have.
+func TestPickerRarestFirst(t *testing.T) {
+	const n = 8
+	have := setOf(n, 0, 1, 2, 3) // past the random-first phase
+	p := newPicker(n, uniformPieces(BlockSize), have, 1)
+	// Piece 6 is on one peer, 4, 5 and 7 on three.
+	common := setOf(n, 4, 5, 7)
+	for range 2 {
+		p.peerHas(&common, false)
+	}
+	rare := setOf(n, 4, 5, 6, 7)
+	p.peerHas(&rare, false)
+	got := p.pick(&rare, false, 1, func(block) bool { return false })
+	if len(got) != 1 || got[0].piece != 6 {
+		t.Fatalf("picked %v, want piece 6 (the rarest)", got)
+	}
+	// Next: the three equally common ones, each chosen sometimes (random
+	// tie-break), never a piece the peer lacks.
+	seen := map[int]int{}
+	for seed := range uint64(300) {
+		p := newPicker(n, uniformPieces(BlockSize), have, seed)
+		p.peerHas(&rare, false)
+		got := p.pick(&common, false, 1, func(block) bool { return false })
+		seen[got[0].piece]++
+	}
+	for _, piece := range []int{4, 5, 7} {
+		if seen[piece] < 50 {
+			t.Errorf("tie-break: piece %d chosen %d times of 300: %v", piece, seen[piece], seen)
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("chose pieces outside the peer's set: %v", seen)
+	}
+}
+
+// Blocks of a started piece come before any new piece.
+func TestPickerFinishesStartedPieces(t *testing.T) {
+	const n = 4
+	p := newPicker(n, uniformPieces(4*BlockSize), newBitset(n), 1)
+	all := fullSet(n)
+	first := p.pick(&all, true, 2, func(block) bool { return false })
+	if len(first) != 2 || first[0].piece != first[1].piece {
+		t.Fatalf("first pick %v", first)
+	}
+	second := p.pick(&all, true, 2, func(block) bool { return false })
+	if second[0].piece != first[0].piece || second[0].index != 2 || second[1].index != 3 {
+		t.Errorf("second pick %v does not finish piece %d", second, first[0].piece)
+	}
+}
+
+// The last piece does not stall: once every block is requested, endgame
+// lets another peer request the same blocks.
+func TestPickerEndgame(t *testing.T) {
+	const n = 2
+	p := newPicker(n, uniformPieces(2*BlockSize), newBitset(n), 1)
+	all := fullSet(n)
+	slow := p.pick(&all, true, 10, func(block) bool { return false })
+	if len(slow) != 4 {
+		t.Fatalf("picked %d blocks, want all 4", len(slow))
+	}
+	if !p.endgame() {
+		t.Fatal("not in endgame with every block requested")
+	}
+	asked := map[block]bool{slow[0]: true} // the fast peer asked for one already
+	fast := p.pick(&all, true, 10, func(b block) bool { return asked[b] })
+	if len(fast) != 3 {
+		t.Fatalf("endgame pick %v, want the 3 blocks not yet asked of this peer", fast)
+	}
+	for _, b := range slow {
+		p.received(b, nil)
+	}
+	for piece := range n {
+		p.verified(piece, true)
+	}
+	if !p.done() {
+		t.Error("not done after every piece verified")
+	}
+}
+
+// A piece that fails its check goes back to the pool, and the senders are
+// named.
+func TestPickerFailedPiece(t *testing.T) {
+	p := newPicker(1, uniformPieces(BlockSize), newBitset(1), 1)
+	all := fullSet(1)
+	bad := &peer{}
+	b := p.pick(&all, true, 1, func(block) bool { return false })[0]
+	if fresh, complete := p.received(b, bad); !fresh || !complete {
+		t.Fatal("block not recorded")
+	}
+	if dup, _ := p.received(b, bad); dup {
+		t.Error("duplicate block counted twice")
+	}
+	from := p.verified(0, false)
+	if len(from) != 1 || from[0] != bad {
+		t.Errorf("blamed %v", from)
+	}
+	if p.done() || p.pending != 1 {
+		t.Errorf("failed piece not back in the pool: pending %d", p.pending)
+	}
+	again := p.pick(&all, true, 1, func(block) bool { return false })
+	if len(again) != 1 || again[0].piece != 0 {
+		t.Errorf("failed piece not picked again: %v", again)
+	}
+}
+
+func TestPickerLastPieceShorter(t *testing.T) {
+	sizes := func(i int) int64 {
+		if i == 1 {
+			return BlockSize + 100
+		}
+		return 4 * BlockSize
+	}
+	p := newPicker(2, sizes, setOf(2, 0), 1)
+	all := fullSet(2)
+	got := p.pick(&all, true, 10, func(block) bool { return false })
+	if len(got) != 2 || p.blockLen(got[1]) != 100 {
+		t.Errorf("picked %v; last block length %d", got, p.blockLen(got[len(got)-1]))
+	}
+}
+
+// Tit-for-tat: the 4 best interested uploaders are unchoked, plus one
+// optimistic unchoke that stays for its period and then rotates.
+func TestChoker(t *testing.T) {
+	c := newChoker(ChokeConfig{Interval: time.Second, OptimisticEvery: 3 * time.Second}, 1)
+	t0 := time.Unix(1000, 0)
+	var peers []chokeCandidate
+	for i := range 8 {
+		peers = append(peers, chokeCandidate{key: i, interested: i != 7, rate: float64(100 * i), since: t0.Add(-time.Hour)})
+	}
+	r := c.round(t0, peers)
+	want := []any{6, 5, 4, 3}
+	for i, k := range want {
+		if r.regular[i] != k {
+			t.Fatalf("regular = %v, want %v", r.regular, want)
+		}
+	}
+	if r.optimistic == nil || r.unchoke[7] || len(r.unchoke) != 5 {
+		t.Fatalf("unchoke = %v, optimistic %v (peer 7 is not interested)", r.unchoke, r.optimistic)
+	}
+	opt := r.optimistic
+	if o := opt.(int); o > 2 {
+		t.Errorf("optimistic %v is one of the regular ones", opt)
+	}
+	// Within the optimistic period it stays.
+	if r2 := c.round(t0.Add(time.Second), peers); r2.optimistic != opt || r2.newOptimistic {
+		t.Errorf("optimistic changed early: %v -> %v", opt, r2.optimistic)
+	}
+	// After it, it is picked again (may be the same by chance, but it is
+	// a new pick).
+	if r3 := c.round(t0.Add(3*time.Second), peers); !r3.newOptimistic {
+		t.Error("optimistic not re-picked after its period")
+	}
+	// New peers are favoured.
+	newCount := 0
+	for seed := range uint64(400) {
+		c := newChoker(ChokeConfig{}, seed)
+		ps := []chokeCandidate{
+			{key: "old1", interested: true, since: t0.Add(-time.Hour)},
+			{key: "old2", interested: true, since: t0.Add(-time.Hour)},
+			{key: "new", interested: true, since: t0},
+		}
+		c.cfg.Slots = 0
+		if c.round(t0, ps).optimistic == "new" {
+			newCount++
+		}
+	}
+	// Weight 3 of 5: about 240 of 400.
+	if newCount < 190 || newCount > 290 {
+		t.Errorf("new peer chosen %d of 400 times, want about 240", newCount)
+	}
+}

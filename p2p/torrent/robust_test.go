@@ -1,0 +1,180 @@
+package torrent
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"appnet/p2p/metainfo"
+	"appnet/p2p/peerwire"
+)
+
+// liar is a peer that claims every piece and answers every request with
+// garbage.
+func liar(t *testing.T, mi *metainfo.MetaInfo) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				if _, err := peerwire.ReadHandshake(c); err != nil {
+					return
+				}
+				var id [20]byte
+				copy(id[:], "-LIAR00-badbadbadbad")
+				peerwire.WriteHandshake(c, peerwire.Handshake{InfoHash: mi.InfoHash(), PeerID: id})
+				bw := bufio.NewWriter(c)
+				w := peerwire.NewWriter(bw)
+				all := peerwire.NewBitfield(mi.Info.NumPieces())
+				all.SetAll()
+				w.WriteMessage(&peerwire.Message{ID: peerwire.MsgBitfield, Bitfield: all})
+				w.WriteMessage(&peerwire.Message{ID: peerwire.MsgUnchoke})
+				bw.Flush()
+				r := peerwire.NewReader(c)
+				r.NumPieces = mi.Info.NumPieces()
+				garbage := make([]byte, maxBlockLen)
+				for i := range garbage {
+					garbage[i] = byte(i * 7)
+				}
+				var m peerwire.Message
+				for {
+					if err := r.ReadMessage(&m); err != nil {
+						return
+					}
+					if m.ID == peerwire.MsgRequest {
+						if err := w.WritePiece(m.Index, m.Begin, garbage[:m.Length]); err != nil {
+							return
+						}
+						bw.Flush()
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A peer that sends wrong data is banned, and its pieces come from an
+// honest peer instead.
+func TestBadPeerBanned(t *testing.T) {
+	srcDir, mi := makeTorrent(t, 1<<20, 64<<10)
+	bad := liar(t, mi)
+	// The honest seeder is slow, so the liar gets pieces to send.
+	good := startNode(t, mi, Config{Dir: srcDir, DisableTrackers: true, UpRate: 512 << 10, SeedRatio: SeedForever})
+	leecher := startNode(t, mi, Config{Dir: t.TempDir(), DisableTrackers: true})
+	leecher.t.AddPeer(bad)
+	time.Sleep(100 * time.Millisecond)
+	leecher.t.AddPeer(good.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	select {
+	case <-leecher.t.Complete():
+	case <-ctx.Done():
+		t.Fatalf("no completion: %+v", leecher.t.Status())
+	}
+	st := leecher.t.Status()
+	if st.HashFails == 0 || st.Banned == 0 {
+		t.Errorf("the liar was not caught: %+v", st)
+	}
+	sameFile(t, filepath.Join(srcDir, "payload.bin"), filepath.Join(leecher.t.cfg.Dir, "payload.bin"))
+	// A banned peer is not let back in.
+	leecher.t.mu.Lock()
+	for p := range leecher.t.peers {
+		if p.addr == bad {
+			t.Error("the liar is still connected")
+		}
+	}
+	leecher.t.mu.Unlock()
+}
+
+// An oversized or malformed message closes that connection only; an
+// unknown message is skipped.
+func TestProtocolViolationsCloseOnlyThatPeer(t *testing.T) {
+	srcDir, mi := makeTorrent(t, 1<<20, 64<<10)
+	seeder := startNode(t, mi, Config{Dir: srcDir, DisableTrackers: true, SeedRatio: SeedForever})
+	dialRaw := func() (net.Conn, *bufio.Reader) {
+		t.Helper()
+		c, err := net.Dial("tcp", seeder.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		var id [20]byte
+		copy(id[:], "-RAW000-")
+		id[19] = byte(time.Now().UnixNano())
+		peerwire.WriteHandshake(c, peerwire.Handshake{InfoHash: mi.InfoHash(), PeerID: id})
+		if _, err := peerwire.ReadHandshake(c); err != nil {
+			t.Fatal(err)
+		}
+		return c, bufio.NewReader(c)
+	}
+	msg := func(length uint32, id byte, payload ...byte) []byte {
+		b := binary.BigEndian.AppendUint32(nil, length)
+		return append(append(b, id), payload...)
+	}
+	closed := func(c net.Conn, r *bufio.Reader) bool {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := io.Copy(io.Discard, r)
+		return err == nil // EOF: the seeder closed it
+	}
+
+	// Unknown message type 99, then interested: still served.
+	c1, r1 := dialRaw()
+	c1.Write(msg(4, 99, 1, 2, 3))
+	c1.Write(msg(1, byte(peerwire.MsgInterested)))
+	pr := peerwire.NewReader(r1)
+	pr.NumPieces = mi.Info.NumPieces()
+	var m peerwire.Message
+	gotUnchoke := false
+	for !gotUnchoke {
+		if err := pr.ReadMessage(&m); err != nil {
+			t.Fatalf("after an unknown message: %v", err)
+		}
+		gotUnchoke = m.ID == peerwire.MsgUnchoke
+	}
+
+	for _, bad := range [][]byte{
+		msg(100, byte(peerwire.MsgHave), make([]byte, 99)...),                  // have of the wrong length
+		msg(9+1<<20, byte(peerwire.MsgPiece)),                                  // piece larger than any block
+		msg(13, byte(peerwire.MsgRequest), 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0), // a request running past the end of the piece
+		msg(0x7fffffff, 20), // a 2 GiB message
+	} {
+		c, r := dialRaw()
+		c.Write(msg(1, byte(peerwire.MsgInterested)))
+		time.Sleep(20 * time.Millisecond) // let the seeder unchoke, so the request is looked at
+		c.Write(bad)
+		if !closed(c, r) {
+			t.Errorf("message % x…: connection not closed", bad[:5])
+		}
+	}
+	// The first connection is unaffected: it can still download a block.
+	w := peerwire.NewWriter(c1)
+	w.WriteMessage(&peerwire.Message{ID: peerwire.MsgRequest, Index: 0, Begin: 0, Length: BlockSize})
+	for {
+		if err := pr.ReadMessage(&m); err != nil {
+			t.Fatalf("good connection: %v", err)
+		}
+		if m.ID == peerwire.MsgPiece {
+			if len(m.Block) != BlockSize {
+				t.Errorf("block of %d bytes", len(m.Block))
+			}
+			break
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package torrent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"appnet/p2p/metainfo"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(resumeChild())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// makeTorrent writes size random bytes to a file in a new folder and
+// returns the folder and the torrent of the file.
+func makeTorrent(t testing.TB, size int, pieceLen int64) (string, *metainfo.MetaInfo) {
+	t.Helper()
+	dir := t.TempDir()
+	data := make([]byte, size)
+	rand.Read(data)
+	if err := os.WriteFile(filepath.Join(dir, "payload.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mi, err := metainfo.Create(context.Background(), filepath.Join(dir, "payload.bin"), metainfo.CreateOptions{PieceLength: pieceLen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, mi
+}
+
+// syncWriter serialises log writes from many goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// node is one running Torrent with its listener.
+type node struct {
+	t    *Torrent
+	addr string
+	done chan error
+}
+
+func startNode(t testing.TB, mi *metainfo.MetaInfo, cfg Config) *node {
+	t.Helper()
+	tor, err := New(mi, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: tor, addr: ln.Addr().String(), done: make(chan error, 1)}
+	tor.Start(context.Background())
+	go func() { n.done <- tor.Serve(ln) }()
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
+func (n *node) stop(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.t.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	select {
+	case <-n.done:
+	case <-ctx.Done():
+		t.Error("Serve did not return")
+	}
+}
+
+func sameFile(t testing.TB, a, b string) {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(x, y) {
+		t.Errorf("%s and %s differ", a, b)
+	}
+}
+
+// A seeder and 8 leechers, rate limited, all complete; the log shows
+// rarest-first picking and the rechoke cycle (1 s rounds, 3 s optimistic
+// unchokes: the course's 10 s and 30 s scaled down).
+func TestSwarm(t *testing.T) {
+	srcDir, mi := makeTorrent(t, 3<<20, 32<<10) // 96 pieces
+	logs := &syncWriter{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	choke := ChokeConfig{Interval: time.Second, OptimisticEvery: 3 * time.Second}
+	seeder := startNode(t, mi, Config{Dir: srcDir, Logger: logger.With("node", "seeder"), UpRate: 1 << 20, Choke: choke, DisableTrackers: true, Tick: 100 * time.Millisecond, SeedRatio: SeedForever})
+	if !seeder.t.Status().Complete {
+		t.Fatal("the seeder does not have the whole file")
+	}
+	var leechers []*node
+	for i := range 8 {
+		l := startNode(t, mi, Config{
+			Dir: t.TempDir(), Logger: logger.With("node", "leecher"+string(rune('0'+i))),
+			UpRate: 512 << 10, DownRate: 2 << 20, Choke: choke, DisableTrackers: true,
+			Tick: 100 * time.Millisecond, SeedRatio: SeedForever,
+		})
+		l.t.AddPeer(seeder.addr)
+		for _, o := range leechers {
+			l.t.AddPeer(o.addr)
+		}
+		leechers = append(leechers, l)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for i, l := range leechers {
+		select {
+		case <-l.t.Complete():
+		case <-ctx.Done():
+			t.Fatalf("leecher %d did not complete: %+v", i, l.t.Status())
+		}
+	}
+	var fromPeers int64
+	for _, l := range leechers {
+		sameFile(t, filepath.Join(srcDir, "payload.bin"), filepath.Join(l.t.cfg.Dir, "payload.bin"))
+		fromPeers += l.t.Status().Uploaded
+	}
+	// The seeder alone could not have sent 8 copies at its rate in the
+	// time: the leechers traded among themselves.
+	if fromPeers == 0 {
+		t.Error("leechers uploaded nothing to each other")
+	}
+	out := logs.String()
+	for _, want := range []string{`mode="rarest first"`, `mode="random (first pieces)"`, "msg=rechoke", `"new optimistic"=true`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	t.Logf("leechers uploaded %d bytes to each other; seeder uploaded %d", fromPeers, seeder.t.Status().Uploaded)
+}
+
+// Two peers, no limits: a download completes and the files are identical.
+func TestPairDownload(t *testing.T) {
+	srcDir, mi := makeTorrent(t, 5<<20+12345, 256<<10)
+	seeder := startNode(t, mi, Config{Dir: srcDir, DisableTrackers: true, SeedRatio: SeedForever})
+	leecher := startNode(t, mi, Config{Dir: t.TempDir(), DisableTrackers: true})
+	leecher.t.AddPeer(seeder.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	select {
+	case <-leecher.t.Complete():
+	case <-ctx.Done():
+		t.Fatalf("no completion: %+v", leecher.t.Status())
+	}
+	sameFile(t, filepath.Join(srcDir, "payload.bin"), filepath.Join(leecher.t.cfg.Dir, "payload.bin"))
+}
