@@ -1,0 +1,232 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"appnet/dns/dnstrace"
+	"appnet/trace"
+)
+
+// ErrServerClosed is returned by Serve and ServePacket after Shutdown.
+var ErrServerClosed = errors.New("resolver: server closed")
+
+// DefaultQueryTimeout bounds the work for one client question: the client
+// gets SERVFAIL rather than silence when it runs out.
+const DefaultQueryTimeout = 3 * time.Second
+
+// Server answers clients' questions with a Resolver: the local name
+// server. Questions with RD set are resolved; without RD only the cache
+// answers (REFUSED on a miss).
+type Server struct {
+	Resolver     *Resolver
+	Host         string
+	Tracer       *trace.Tracer
+	Logger       *slog.Logger
+	QueryTimeout time.Duration // 0: DefaultQueryTimeout
+
+	once   sync.Once
+	ctx    context.Context // cancelled by Shutdown: resolutions in flight end
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	closed  bool
+	running []*running
+}
+
+type running struct {
+	srv     *dns.Server
+	started chan struct{}
+	done    chan struct{}
+}
+
+func (s *Server) init() {
+	s.once.Do(func() { s.ctx, s.cancel = context.WithCancel(context.Background()) })
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// ServePacket answers queries arriving on pc until Shutdown.
+func (s *Server) ServePacket(pc net.PacketConn) error {
+	return s.serve(&dns.Server{PacketConn: pc, UDPSize: dns.MaxMsgSize})
+}
+
+// Serve answers queries on the TCP connections ln accepts until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(&dns.Server{Listener: ln, ReadTimeout: 10 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
+}
+
+func (s *Server) serve(srv *dns.Server) error {
+	s.init()
+	r := &running{srv: srv, started: make(chan struct{}), done: make(chan struct{})}
+	defer close(r.done)
+	srv.Handler = dns.HandlerFunc(s.serveDNS)
+	srv.MsgAcceptFunc = acceptMsg
+	srv.NotifyStartedFunc = func() { close(r.started) }
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		if srv.PacketConn != nil {
+			srv.PacketConn.Close()
+		} else {
+			srv.Listener.Close()
+		}
+		return ErrServerClosed
+	}
+	s.running = append(s.running, r)
+	s.mu.Unlock()
+	err := srv.ActivateAndServe()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrServerClosed
+	}
+	if err != nil {
+		return fmt.Errorf("resolver: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops serving, ends resolutions in flight, and waits for the
+// server's goroutines (or ctx).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	s.closed = true
+	rs := s.running
+	s.running = nil
+	s.mu.Unlock()
+	s.cancel()
+	var errs []error
+	for _, r := range rs {
+		select {
+		case <-r.started:
+			if err := r.srv.ShutdownContext(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("resolver: %w", err))
+			}
+		case <-r.done:
+		}
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func acceptMsg(dh dns.Header) dns.MsgAcceptAction {
+	const qr = 1 << 15
+	if dh.Bits&qr != 0 {
+		return dns.MsgIgnore
+	}
+	if op := int(dh.Bits>>11) & 0xF; op != dns.OpcodeQuery {
+		return dns.MsgRejectNotImplemented
+	}
+	if dh.Qdcount != 1 {
+		return dns.MsgReject
+	}
+	return dns.MsgAccept
+}
+
+func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
+	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	proto := "dns/udp"
+	if tcp {
+		proto = "dns/tcp"
+	}
+	c := s.Tracer.Conv(s.Host, proto, trace.Server, w.LocalAddr(), w.RemoteAddr())
+	if c != nil {
+		c.Recv(dnstrace.Query(req))
+	}
+	resp := s.Answer(s.ctx, req, tcp, c)
+	if c != nil {
+		c.Send(dnstrace.Reply(resp))
+	}
+	if err := w.WriteMsg(resp); err != nil {
+		s.logger().Debug("resolver: writing an answer", "err", err)
+	}
+}
+
+// Answer resolves req for a client and returns the answer to send.
+func (s *Server) Answer(ctx context.Context, req *dns.Msg, tcp bool, c *trace.Conv) *dns.Msg {
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	resp.RecursionAvailable = true
+	size := dns.MinMsgSize
+	if opt := req.IsEdns0(); opt != nil {
+		size = min(max(int(opt.UDPSize()), dns.MinMsgSize), 1232)
+		resp.SetEdns0(1232, false)
+		if opt.Version() != 0 {
+			resp.Rcode = dns.RcodeBadVers
+			return resp
+		}
+	}
+	if len(req.Question) != 1 {
+		resp.Rcode = dns.RcodeFormatError
+		return resp
+	}
+	q := req.Question[0]
+	switch {
+	case q.Qclass != dns.ClassINET:
+		resp.Rcode = dns.RcodeRefused
+		return resp
+	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR || q.Qtype == dns.TypeOPT:
+		resp.Rcode = dns.RcodeNotImplemented
+		return resp
+	}
+	var a *Answer
+	if !req.RecursionDesired {
+		rrs, rcode, soa, ok := s.Resolver.Cache.Lookup(q.Name, q.Qtype)
+		if !ok {
+			resp.Rcode = dns.RcodeRefused
+			return resp
+		}
+		a = &Answer{Rcode: rcode, Answer: rrs, Cached: true}
+		if soa != nil {
+			a.Ns = []dns.RR{soa}
+		}
+	} else {
+		timeout := s.QueryTimeout
+		if timeout <= 0 {
+			timeout = DefaultQueryTimeout
+		}
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		var err error
+		a, err = s.Resolver.Resolve(ctx, q.Name, q.Qtype)
+		if err != nil {
+			s.logger().Warn("resolver: SERVFAIL", "question", q.Name+" "+dns.TypeToString[q.Qtype], "reason", err)
+			c.Notef("SERVFAIL: %v", err)
+			resp.Rcode = dns.RcodeServerFailure
+			return resp
+		}
+		if a.Cached {
+			c.Notef("answered from the cache")
+		}
+	}
+	resp.Rcode = a.Rcode
+	resp.Answer = a.Answer
+	resp.Ns = a.Ns
+	if !tcp && resp.Len() > size {
+		resp.Truncated = true
+		resp.Answer, resp.Ns = nil, nil
+	}
+	return resp
+}
