@@ -183,7 +183,7 @@ func (t *Torrent) announceLoop() {
 		return
 	}
 	event := "started"
-	backoff := 5 * time.Second
+	backoff := t.cfg.AnnounceBackoff
 	for {
 		interval, err := t.announce(t.ctx, event)
 		wait := interval
@@ -192,7 +192,7 @@ func (t *Torrent) announceLoop() {
 			backoff = min(2*backoff, 10*time.Minute)
 		} else {
 			event = ""
-			backoff = 5 * time.Second
+			backoff = t.cfg.AnnounceBackoff
 			t.mu.Lock()
 			few := len(t.peers) < t.cfg.WantConns/2 && !t.completed
 			t.mu.Unlock()

@@ -3,15 +3,19 @@ package torrent
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"appnet/p2p/metainfo"
 	"appnet/p2p/peerwire"
+	"appnet/p2p/tracker"
 )
 
 // liar is a peer that claims every piece and answers every request with
@@ -176,5 +180,79 @@ func TestProtocolViolationsCloseOnlyThatPeer(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// An unreachable tracker is retried with backoff, and the status says
+// what went wrong; once the tracker is up, the status clears and the
+// peers it knows are found.
+func TestUnreachableTrackerRetried(t *testing.T) {
+	srcDir, mi := makeTorrent(t, 256<<10, 32<<10)
+	// A port with nothing behind it (yet).
+	hold, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := hold.Addr().String()
+	hold.Close()
+	url := "http://" + addr + "/announce"
+	mi, _ = withTracker(t, srcDir, mi, url)
+	leecher := startNode(t, mi, Config{Dir: t.TempDir(), Announcer: TrackerAnnouncer(nil), AnnounceBackoff: 100 * time.Millisecond})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(leecher.t.Status().Tracker, "connection refused") {
+		if time.Now().After(deadline) {
+			t.Fatalf("status does not show the tracker failure: %q", leecher.t.Status().Tracker)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The tracker comes up at that address, and a seeder with it.
+	trk := &tracker.Server{Interval: time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	go trk.Serve(ln)
+	defer trk.Shutdown(context.Background())
+	startNode(t, mi, Config{Dir: srcDir, Announcer: TrackerAnnouncer(nil), SeedRatio: SeedForever})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	select {
+	case <-leecher.t.Complete():
+	case <-ctx.Done():
+		t.Fatalf("no completion once the tracker was up: %+v", leecher.t.Status())
+	}
+	if st := leecher.t.Status().Tracker; st != "ok" {
+		t.Errorf("tracker status %q after a successful announce", st)
+	}
+}
+
+// A multi-file torrent lands in its folder, every file at its offsets.
+func TestMultiFileDownload(t *testing.T) {
+	src := t.TempDir()
+	root := filepath.Join(src, "album")
+	sizes := map[string]int{"a.bin": 100000, "sub/b.bin": 1, "sub/c.bin": 300000, "empty.bin": 0}
+	for name, size := range sizes {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		b := make([]byte, size)
+		rand.Read(b)
+		os.WriteFile(p, b, 0o644)
+	}
+	mi, err := metainfo.Create(context.Background(), root, metainfo.CreateOptions{PieceLength: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeder := startNode(t, mi, Config{Dir: src, DisableTrackers: true, SeedRatio: SeedForever})
+	leecher := startNode(t, mi, Config{Dir: t.TempDir(), DisableTrackers: true})
+	leecher.t.AddPeer(seeder.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	select {
+	case <-leecher.t.Complete():
+	case <-ctx.Done():
+		t.Fatalf("no completion: %+v", leecher.t.Status())
+	}
+	for name := range sizes {
+		sameFile(t, filepath.Join(root, name), filepath.Join(leecher.t.cfg.Dir, "album", name))
 	}
 }

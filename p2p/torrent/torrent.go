@@ -54,6 +54,9 @@ type Config struct {
 	// Tick is the period of the housekeeping loop (rates, timeouts,
 	// dialling); default 1 s.
 	Tick time.Duration
+	// AnnounceBackoff is the first wait after every tracker failed; it
+	// doubles with each failed announce up to 10 minutes. Default 5 s.
+	AnnounceBackoff time.Duration
 	// ResumeEvery is how often verified pieces are synced and recorded
 	// as resume data; default 5 s. A crash loses at most this much work.
 	ResumeEvery time.Duration
@@ -169,6 +172,9 @@ func New(mi *metainfo.MetaInfo, cfg Config) (*Torrent, error) {
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
+	}
+	if cfg.AnnounceBackoff <= 0 {
+		cfg.AnnounceBackoff = 5 * time.Second
 	}
 	if cfg.ResumeEvery <= 0 {
 		cfg.ResumeEvery = 5 * time.Second
