@@ -105,8 +105,8 @@ func (t *Torrent) handle(c net.Conn, outbound bool) {
 		t.log.Debug("handshake", "peer", addr, "err", err)
 		return
 	}
-	tc.Send("handshake " + ours.String())
-	tc.Recv("handshake " + theirs.String())
+	tc.Send(ours.String())
+	tc.Recv(theirs.String())
 	if theirs.InfoHash != t.infoHash {
 		tc.Notef("closed: handshake for another torrent")
 		return
