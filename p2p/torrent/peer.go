@@ -274,6 +274,10 @@ func (t *Torrent) onMessage(p *peer, m *peerwire.Message) error {
 		}
 	case peerwire.MsgNotInterested:
 		p.peerInterested = false
+		if !p.amChoking {
+			// Its slot is free: give it to someone who wants it now.
+			t.rechokeLocked(time.Now())
+		}
 	case peerwire.MsgHave:
 		i := int(m.Index)
 		if p.seeder || p.has.get(i) {
@@ -490,13 +494,14 @@ func (t *Torrent) updateInterest(p *peer) {
 	}
 }
 
-// requestDepth is how many requests to keep outstanding at a peer: enough
-// to cover about a second of its current rate (so a fast link stays full
-// across the round trip and our own processing), at least 16 and at most
-// 1024 blocks (16 MiB).
+// requestDepth is how many requests to keep outstanding at a peer: about
+// half a second of its current rate, so a fast link stays full across the
+// round trip and our own processing, while a slow peer does not sit on
+// blocks others could send sooner; at least 8 and at most 1024 blocks
+// (16 MiB).
 func requestDepth(rate float64) int {
-	d := int(rate / BlockSize)
-	return max(16, min(1024, d))
+	d := int(rate / 2 / BlockSize)
+	return max(8, min(1024, d))
 }
 
 // fillRequests tops up the requests outstanding at p.

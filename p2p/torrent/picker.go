@@ -222,7 +222,10 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool) [
 			}
 			for i := 0; i < pp.nblocks && len(out) < n; i++ {
 				b := block{piece, i}
-				if !pp.got[i] && !asked(b) {
+				// At most one duplicate of each block: enough that a slow
+				// peer cannot stall the end, without flooding every peer
+				// with the same requests.
+				if !pp.got[i] && pp.reqs[i] < 2 && !asked(b) {
 					pp.reqs[i]++
 					out = append(out, b)
 				}

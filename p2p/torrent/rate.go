@@ -53,7 +53,12 @@ func newLimiter(bytesPerSec int64) *limiter {
 	// full message, so that a block never waits for a bucket too small to
 	// hold it and bursts stay short.
 	burst := int(max(bytesPerSec/10, 2*maxBlockLen))
-	return &limiter{l: rate.NewLimiter(rate.Limit(bytesPerSec), burst)}
+	l := rate.NewLimiter(rate.Limit(bytesPerSec), burst)
+	// Start with an empty bucket, so that from the start no interval of
+	// length T carries more than bytesPerSec·T: a measurement never beats
+	// the rate it was given.
+	l.AllowN(time.Now(), burst)
+	return &limiter{l: l}
 }
 
 // wait blocks until n bytes may pass.

@@ -204,8 +204,6 @@ func New(mi *metainfo.MetaInfo, cfg Config) (*Torrent, error) {
 		infoHash:  mi.InfoHash(),
 		st:        st,
 		log:       cfg.Logger.With("torrent", mi.Info.Name),
-		upLimit:   newLimiter(cfg.UpRate),
-		downLim:   newLimiter(cfg.DownRate),
 		peers:     make(map[*peer]struct{}),
 		known:     make(map[string]time.Time),
 		banned:    make(map[string]bool),
@@ -300,6 +298,14 @@ func (t *Torrent) checkExisting() (bitset, error) {
 	return have, nil
 }
 
+// FinishedAt returns when the last missing piece was verified, or the zero
+// Time if the torrent is not complete or was complete when it started.
+func (t *Torrent) FinishedAt() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.finishedAt
+}
+
 // InfoHash returns the torrent's info hash.
 func (t *Torrent) InfoHash() [20]byte { return t.infoHash }
 
@@ -311,6 +317,9 @@ func (t *Torrent) Complete() <-chan struct{} { return t.complete }
 func (t *Torrent) Start(ctx context.Context) {
 	t.ctx, t.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	t.startedAt = time.Now()
+	// The rate limits start now, with empty buckets.
+	t.upLimit = newLimiter(t.cfg.UpRate)
+	t.downLim = newLimiter(t.cfg.DownRate)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()

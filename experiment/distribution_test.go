@@ -1,0 +1,84 @@
+package experiment
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var chokeFlag = flag.Duration("choke", 0, "rechoke interval for TestQuick (0: the default)")
+
+// quickParams are what `appnet experiment distribution --quick` runs.
+func quickParams() Params {
+	return Params{Peers: []int{1, 4, 8}, FileSize: 4 << 20, ServerUp: 20 << 20, PeerUp: 2 << 20, PeerDown: 20 << 20, ChokeInterval: *chokeFlag, OptimisticEvery: 3 * *chokeFlag}
+}
+
+// The quick sweep: every measured time is at least its bound (a time below
+// it would mean the shaping leaks), and P2P at N = 8 is within 1.5 times
+// the bound.
+func TestQuick(t *testing.T) {
+	p := quickParams()
+	results, err := Distribution(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	WriteSummary(&table, p, results)
+	t.Logf("\n%s", table.String())
+	if len(results) != 6 {
+		t.Fatalf("%d results, want 6", len(results))
+	}
+	for _, r := range results {
+		if r.Measured < r.Bound {
+			t.Errorf("N = %d %s: measured %v is below the bound %v: the shaping leaks", r.N, r.Mode, r.Measured, r.Bound)
+		}
+		if len(r.PerPeer) != r.N {
+			t.Errorf("N = %d %s: %d completion times", r.N, r.Mode, len(r.PerPeer))
+		}
+		if r.Mode == P2P && r.N == 8 && r.Ratio() > 1.5 {
+			t.Errorf("P2P at N = 8: measured/bound = %.3f, want at most 1.5", r.Ratio())
+		}
+	}
+	dir := t.TempDir()
+	var csv bytes.Buffer
+	if err := WriteCSV(&csv, p, results); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(csv.String(), "\n"); lines != 7 {
+		t.Errorf("CSV has %d lines, want a header and 6 rows", lines)
+	}
+	png, svg := filepath.Join(dir, "d.png"), filepath.Join(dir, "d.svg")
+	if err := Plot(p, results, png, svg); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{png, svg} {
+		if st, err := os.Stat(f); err != nil || st.Size() < 1000 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestBounds(t *testing.T) {
+	// The course's example: u_s = 10u, d >= u_s, F/u = 1 hour.
+	p := Params{FileSize: 3600, PeerUp: 1, ServerUp: 10, PeerDown: 10}
+	cs, p2p := p.Bounds(30)
+	if cs != 3*time.Hour {
+		t.Errorf("D_cs(30) = %v, want 3h", cs)
+	}
+	if p2p != 45*time.Minute {
+		t.Errorf("D_p2p(30) = %v, want 0.75h", p2p)
+	}
+	_, p2p = p.Bounds(1000)
+	if p2p >= time.Hour {
+		t.Errorf("D_p2p(1000) = %v, not below F/u", p2p)
+	}
+}
