@@ -62,8 +62,12 @@ type Params struct {
 	// copy takes F/u to upload.
 	ChokeInterval, OptimisticEvery time.Duration
 	Modes                          []string // "client-server", "p2p"; default both
-	Dir                            string   // scratch space; default a temporary folder
-	Logger                         *slog.Logger
+	// Shaper is how the rates are enforced: "userspace" (token buckets
+	// in the programs, on loopback; the default) or "netns" (a network
+	// namespace per host, links shaped by tc; needs root).
+	Shaper string
+	Dir    string // scratch space; default a temporary folder
+	Logger *slog.Logger
 	// Progress, if set, hears of each finished run.
 	Progress func(Result)
 }
@@ -122,6 +126,12 @@ func (p *Params) defaults() error {
 	}
 	if p.Runs < 1 {
 		p.Runs = 1
+	}
+	if p.Shaper == "" {
+		p.Shaper = "userspace"
+	}
+	if p.Shaper != "userspace" && p.Shaper != "netns" {
+		return fmt.Errorf("experiment: unknown shaper %q (userspace or netns)", p.Shaper)
 	}
 	if len(p.Modes) == 0 {
 		p.Modes = []string{ClientServer, P2P}
@@ -183,14 +193,20 @@ func Distribution(ctx context.Context, p Params) ([]Result, error) {
 					return out, err
 				}
 				runDir := filepath.Join(dir, fmt.Sprintf("%s-n%d-r%d", mode, n, run))
+				nw, err := p.network(n)
+				if err != nil {
+					return out, err
+				}
 				var r Result
-				var err error
 				if mode == ClientServer {
-					r, err = runClientServer(ctx, p, n, data, sum)
+					r, err = runClientServer(ctx, p, nw, n, data, sum)
 				} else {
-					r, err = runP2P(ctx, p, n, file, runDir, sum)
+					r, err = runP2P(ctx, p, nw, n, file, runDir, sum)
 				}
 				os.RemoveAll(runDir)
+				if cerr := nw.close(); err == nil && cerr != nil {
+					err = cerr
+				}
 				if err != nil {
 					return out, fmt.Errorf("experiment: %s, N = %d: %w", mode, n, err)
 				}
@@ -208,6 +224,20 @@ func Distribution(ctx context.Context, p Params) ([]Result, error) {
 		}
 	}
 	return out, nil
+}
+
+// network returns the hosts of one run: host 0 is the server (seeder,
+// and the tracker), hosts 1 to n the peers.
+func (p Params) network(n int) (network, error) {
+	if p.Shaper != "netns" {
+		return loopback{}, nil
+	}
+	up, down := make([]int64, n+1), make([]int64, n+1)
+	up[0] = p.ServerUp
+	for i := 1; i <= n; i++ {
+		up[i], down[i] = p.PeerUp, p.PeerDown
+	}
+	return newNetns(up, down)
 }
 
 // newBucket returns a token bucket of bytesPerSec that starts empty, so
@@ -259,19 +289,23 @@ func (lw *limitedWriter) Write(p []byte) (int, error) {
 
 // runClientServer serves the file over HTTP with the server's upload capped
 // at u_s in total, to n clients that each download at most d.
-func runClientServer(ctx context.Context, p Params, n int, data []byte, sum [32]byte) (Result, error) {
+func runClientServer(ctx context.Context, p Params, nw network, n int, data []byte, sum [32]byte) (Result, error) {
 	// The server's bucket is made when the clock starts (below), so it
 	// holds no tokens saved up before.
 	var up atomic.Pointer[rate.Limiter]
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+			if nw.shaped() {
+				w.Write(data) //nolint:errcheck // a client gone is seen on its side
+				return
+			}
 			lw := &limitedWriter{ctx: r.Context(), w: w, l: up.Load()}
-			lw.Write(data) //nolint:errcheck // a client gone is seen on its side
+			lw.Write(data) //nolint:errcheck
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := nw.listen(0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -290,7 +324,11 @@ func runClientServer(ctx context.Context, p Params, n int, data []byte, sum [32]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			times[i], errs[i] = fetch(ctx, url, p.PeerDown, sum, start)
+			down := p.PeerDown
+			if nw.shaped() {
+				down = 0
+			}
+			times[i], errs[i] = fetch(ctx, url, nw.dial(i+1), down, sum, start)
 		}()
 	}
 	wg.Wait()
@@ -311,27 +349,33 @@ func (p Params) Bound(mode string, n int) time.Duration {
 	return p2p
 }
 
-// fetch downloads url at most at rate d and checks the body's hash.
-func fetch(ctx context.Context, url string, d int64, sum [32]byte, start time.Time) (time.Duration, error) {
+// fetch downloads url, dialling with dial, at most at rate d (0: no
+// limit), and checks the body's hash.
+func fetch(ctx context.Context, url string, dial func(context.Context, string, string) (net.Conn, error), d int64, sum [32]byte, start time.Time) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
 	// One connection per client, as N separate hosts would have.
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: dial}}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	down := newBucket(d)
+	var down *rate.Limiter
+	if d > 0 {
+		down = newBucket(d)
+	}
 	h := sha256.New()
 	buf := make([]byte, 16<<10)
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			if werr := waitN(ctx, down, n); werr != nil {
-				return 0, werr
+			if down != nil {
+				if werr := waitN(ctx, down, n); werr != nil {
+					return 0, werr
+				}
 			}
 			h.Write(buf[:n])
 		}
@@ -358,9 +402,9 @@ func finish(times []time.Duration) Result {
 // u_s, and n leechers capped at u up and d down, all started together. The
 // leechers stay and upload until the last one completes, as the course's
 // model assumes.
-func runP2P(ctx context.Context, p Params, n int, file, dir string, sum [32]byte) (Result, error) {
+func runP2P(ctx context.Context, p Params, nw network, n int, file, dir string, sum [32]byte) (Result, error) {
 	trk := &tracker.Server{Interval: time.Minute, MinInterval: time.Second, Logger: p.Logger}
-	tln, err := net.Listen("tcp", "127.0.0.1:0")
+	tln, err := nw.listen(0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -371,7 +415,6 @@ func runP2P(ctx context.Context, p Params, n int, file, dir string, sum [32]byte
 		return Result{}, err
 	}
 	choke := torrent.ChokeConfig{Interval: p.ChokeInterval, OptimisticEvery: p.OptimisticEvery}
-	announcer := torrent.TrackerAnnouncer(nil)
 
 	type peer struct {
 		t  *torrent.Torrent
@@ -386,15 +429,21 @@ func runP2P(ctx context.Context, p Params, n int, file, dir string, sum [32]byte
 		}
 	}
 	defer stopAll()
-	add := func(cfg torrent.Config) (*torrent.Torrent, error) {
-		cfg.Logger, cfg.Announcer, cfg.Choke = p.Logger, announcer, choke
+	add := func(host int, cfg torrent.Config) (*torrent.Torrent, error) {
+		dial := nw.dial(host)
+		cfg.Dial = dial
+		cfg.Announcer = torrent.ClientAnnouncer(&tracker.Client{HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial}}})
+		cfg.Logger, cfg.Choke = p.Logger, choke
 		cfg.SeedRatio, cfg.MaxConns, cfg.WantConns = torrent.SeedForever, 80, 80
 		cfg.Tick = 100 * time.Millisecond
+		if nw.shaped() {
+			cfg.UpRate, cfg.DownRate = 0, 0 // the links enforce them
+		}
 		t, err := torrent.New(mi, cfg)
 		if err != nil {
 			return nil, err
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := nw.listen(host)
 		if err != nil {
 			t.Shutdown(context.Background()) //nolint:errcheck
 			return nil, err
@@ -402,11 +451,11 @@ func runP2P(ctx context.Context, p Params, n int, file, dir string, sum [32]byte
 		peers = append(peers, peer{t, ln})
 		return t, nil
 	}
-	if _, err := add(torrent.Config{Dir: filepath.Dir(file), UpRate: p.ServerUp}); err != nil {
+	if _, err := add(0, torrent.Config{Dir: filepath.Dir(file), UpRate: p.ServerUp}); err != nil {
 		return Result{}, err
 	}
 	for i := range n {
-		if _, err := add(torrent.Config{Dir: filepath.Join(dir, strconv.Itoa(i)), UpRate: p.PeerUp, DownRate: p.PeerDown}); err != nil {
+		if _, err := add(i+1, torrent.Config{Dir: filepath.Join(dir, strconv.Itoa(i)), UpRate: p.PeerUp, DownRate: p.PeerDown}); err != nil {
 			return Result{}, err
 		}
 	}

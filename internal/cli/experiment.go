@@ -43,7 +43,10 @@ printing a table in units of F/u. With -o DIR it writes distribution.csv (every
 run) and the course's figure as distribution.png and distribution.svg. The
 defaults (F = 8 MiB, u = 2 MiB/s so F/u = 4 s, u_s = 10u, d = u_s) take a few
 minutes; --quick runs N = 1, 4, 8 with F/u = 2 s in well under a minute.
-Shaping is done by token buckets inside the programs (--shaper userspace).`,
+--shaper userspace (the default) enforces the rates with token buckets inside
+the programs, on loopback; --shaper netns (root) gives each host a network
+namespace of its own on a virtual switch, with both directions of its link
+shaped by tc tbf, and runs the programs unlimited.`,
 		Example: `  appnet experiment distribution --quick
   appnet experiment distribution -o docs      # the full sweep and docs/distribution.png`,
 		Args: args(cobra.NoArgs),
@@ -68,9 +71,10 @@ Shaping is done by token buckets inside the programs (--shaper userspace).`,
 					return usagef("--%s: %q is not a positive size", name, v.s)
 				}
 			}
-			if shaper != "userspace" {
-				return usagef("--shaper %q: only userspace shaping is built so far", shaper)
+			if shaper != "userspace" && shaper != "netns" {
+				return usagef("--shaper %q: want userspace or netns", shaper)
 			}
+			p.Shaper = shaper
 			p.Runs = runs
 			p.Logger = a.logger
 			p.Progress = func(r experiment.Result) {
@@ -112,7 +116,7 @@ Shaping is done by token buckets inside the programs (--shaper userspace).`,
 	f.StringVar(&serverUp, "server-up", "20MiB", "u_s, the server's (seeder's) upload rate per second")
 	f.StringVar(&peerUp, "peer-up", "2MiB", "u, each peer's upload rate per second")
 	f.StringVar(&peerDown, "peer-down", "20MiB", "d, each peer's download rate per second")
-	f.StringVar(&shaper, "shaper", "userspace", "how rates are enforced: userspace (token buckets in the programs)")
+	f.StringVar(&shaper, "shaper", "userspace", "how rates are enforced: userspace (token buckets) or netns (namespaces and tc; root)")
 	f.IntVar(&runs, "runs", 1, "runs of each point (the plot shows min-max bars)")
 	f.StringVarP(&out, "output", "o", "", "folder for distribution.csv, .png and .svg")
 	f.BoolVar(&quick, "quick", false, "N = 1, 4, 8 and a 4 MiB file: under a minute")

@@ -13,7 +13,13 @@ import (
 // TrackerAnnouncer returns an Announcer that speaks to HTTP and UDP
 // trackers (p2p/tracker), walking a torrent's BEP 12 tiers in order.
 func TrackerAnnouncer(tr *trace.Tracer) Announcer {
-	return &trackerAnnouncer{client: &tracker.Client{Host: "peer", Tracer: tr, Timeout: 15 * time.Second, UDPBase: 2 * time.Second, UDPRetries: 2}, tiers: map[[20]byte]*tracker.Tiers{}}
+	return ClientAnnouncer(&tracker.Client{Host: "peer", Tracer: tr, Timeout: 15 * time.Second, UDPBase: 2 * time.Second, UDPRetries: 2})
+}
+
+// ClientAnnouncer is TrackerAnnouncer with a tracker client of the
+// caller's, e.g. one whose HTTP client dials from another network.
+func ClientAnnouncer(c *tracker.Client) Announcer {
+	return &trackerAnnouncer{client: c, tiers: map[[20]byte]*tracker.Tiers{}}
 }
 
 type trackerAnnouncer struct {

@@ -66,8 +66,16 @@ func (p *peer) queue(ms ...peerwire.Message) {
 
 // dial connects to a peer we heard of.
 func (t *Torrent) dial(addr string) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(t.ctx, "tcp", addr)
+	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+	defer cancel()
+	var c net.Conn
+	var err error
+	if t.cfg.Dial != nil {
+		c, err = t.cfg.Dial(ctx, "tcp", addr)
+	} else {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		t.log.Debug("dial", "peer", addr, "err", err)
 		return
@@ -78,6 +86,7 @@ func (t *Torrent) dial(addr string) {
 // handle runs one connection from handshake to close.
 func (t *Torrent) handle(c net.Conn, outbound bool) {
 	defer c.Close()
+	tuneConn(c)
 	addr := c.RemoteAddr().String()
 	side := trace.Server
 	if outbound {

@@ -45,6 +45,9 @@ type Config struct {
 	// Announcer asks trackers for peers; nil uses the tracker client
 	// (set by the caller, e.g. a tracker.Client wrapped by AnnounceFunc).
 	Announcer Announcer
+	// Dial, if set, opens connections to peers instead of a net.Dialer
+	// (the experiments use it to dial from a network namespace).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ListenPort is the port announced to trackers; 0 uses the port of
 	// the listener given to Serve.
 	ListenPort int

@@ -1,0 +1,28 @@
+package torrent
+
+import (
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// notSentLowat bounds the bytes a peer connection holds in the kernel that
+// were not yet sent. Without it, a writer fills a send buffer of megabytes
+// on a slow link: blocks committed to one peer wait there for seconds while
+// the choker and other peers' requests wait behind them. With it, the
+// writer blocks instead, and what goes out next is still our choice.
+const notSentLowat = 128 << 10
+
+func tuneConn(c net.Conn) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	raw.Control(func(fd uintptr) { //nolint:errcheck // best effort: the connection works without it
+		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, notSentLowat) //nolint:errcheck
+	})
+}

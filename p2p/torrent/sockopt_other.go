@@ -1,0 +1,7 @@
+//go:build !linux
+
+package torrent
+
+import "net"
+
+func tuneConn(net.Conn) {}
