@@ -1,0 +1,156 @@
+// Package httpx holds the small pieces the web packages share: a response
+// recorder that keeps sendfile working, the Combined Log Format, and
+// addresses for trace conversations.
+package httpx
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Recorder wraps a ResponseWriter and remembers the status and the number
+// of body bytes written. It forwards ReadFrom, so a file served through it
+// still goes out with sendfile, and Unwrap, so http.ResponseController
+// reaches the connection.
+type Recorder struct {
+	http.ResponseWriter
+	Status int
+	Bytes  int64
+}
+
+// WriteHeader records the first final status.
+func (r *Recorder) WriteHeader(code int) {
+	if r.Status == 0 && code >= 200 {
+		r.Status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *Recorder) Write(b []byte) (int, error) {
+	if r.Status == 0 {
+		r.Status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.Bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom copies src with the underlying writer's ReadFrom when it has one.
+func (r *Recorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.Status == 0 {
+		r.Status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(writerOnly{r.ResponseWriter}, src)
+	}
+	r.Bytes += n
+	return n, err
+}
+
+type writerOnly struct{ io.Writer }
+
+// Flush flushes the underlying writer when it can.
+func (r *Recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap returns the wrapped writer (for http.ResponseController).
+func (r *Recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// StatusOrOK is the recorded status, 200 when nothing was written.
+func (r *Recorder) StatusOrOK() int {
+	if r.Status == 0 {
+		return http.StatusOK
+	}
+	return r.Status
+}
+
+// Addrs returns the local and remote addresses of the connection r came on.
+func Addrs(r *http.Request) (local, remote net.Addr) {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		local = a
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		remote = net.TCPAddrFromAddrPort(ap)
+	}
+	return local, remote
+}
+
+// Combined formats one line of the Combined Log Format (the NCSA common
+// format plus referer and user agent), newline included.
+func Combined(r *http.Request, user string, status int, bytes int64, t time.Time) string {
+	host := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if user == "" {
+		user = "-"
+	}
+	size := "-"
+	if bytes > 0 {
+		size = strconv.FormatInt(bytes, 10)
+	}
+	return fmt.Sprintf("%s - %s [%s] %s %d %s %s %s\n", host, quoteField(user, false), t.Format("02/Jan/2006:15:04:05 -0700"),
+		quoteField(r.Method+" "+r.RequestURI+" "+r.Proto, true), status, size,
+		quoteField(r.Referer(), true), quoteField(r.UserAgent(), true))
+}
+
+// quoteField escapes what could forge a log line: quotes, backslashes and
+// control bytes.
+func quoteField(s string, quoted bool) string {
+	var b strings.Builder
+	if quoted {
+		b.WriteByte('"')
+		if s == "" {
+			s = "-"
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f || (!quoted && c == ' '):
+			fmt.Fprintf(&b, "\\x%02x", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	if quoted {
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// HopByHop are the connection-specific header fields (RFC 9110 §7.6.1) a
+// proxy must not forward, besides those named in Connection.
+var HopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// RemoveHopByHop deletes the hop-by-hop fields from h, including every
+// field the Connection header names.
+func RemoveHopByHop(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				h.Del(f)
+			}
+		}
+	}
+	for _, f := range HopByHop {
+		h.Del(f)
+	}
+}

@@ -1,0 +1,307 @@
+// Package origin is the course's Web server: an HTTP/1.1 origin server for
+// the static files of one directory, on the standard library's net/http.
+//
+// It implements RFC 9110 (semantics: conditional requests with
+// If-Modified-Since and If-None-Match answered 304, byte ranges answered
+// 206, validators Last-Modified and ETag), RFC 9112 (persistent
+// connections, with idle, header and write timeouts so that slow clients
+// cannot hold it), Basic authorization (RFC 7617) for the paths an auth
+// file lists, with bcrypt-hashed passwords, and a small cookie demo (RFC
+// 6265): /cart issues an ID with Set-Cookie and remembers a cart per ID in
+// a file that survives a restart. Each request is logged in the Combined
+// Log Format and traced as one line ("GET /index.html -> 200 1234 bytes").
+//
+// No request reaches outside the directory: ".." segments are refused
+// (also percent-encoded), and files are opened through an os.Root, which
+// refuses symbolic links that lead out of it.
+package origin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"appnet/trace"
+	"appnet/web/internal/httpx"
+)
+
+// Defaults for the zero Config fields.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultWriteTimeout      = 5 * time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultMaxHeaderBytes    = 32 << 10
+	DefaultRealm             = "appnet"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown (it is net/http's).
+var ErrServerClosed = http.ErrServerClosed
+
+// Config is the origin server's settings. Zero durations and sizes take the
+// defaults above.
+type Config struct {
+	Root      string // the directory served
+	Auth      *Auth  // paths that need a user and password; nil: none
+	Realm     string // the realm in WWW-Authenticate
+	Listing   bool   // list directories that have no index.html
+	MaxAge    time.Duration
+	CartFile  string    // where carts are kept; "": in memory only
+	AccessLog io.Writer // Combined Log Format; must accept concurrent Writes (an *os.File does)
+
+	ReadHeaderTimeout time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+
+	Host   string // the name in trace events
+	Tracer *trace.Tracer
+	Logger *slog.Logger
+}
+
+// Server serves one directory. It is an http.Handler; Serve runs it with
+// the timeouts of its Config.
+type Server struct {
+	cfg   Config
+	root  *os.Root
+	carts *carts
+	srv   *http.Server
+}
+
+// New opens cfg.Root and the cart file.
+func New(cfg Config) (*Server, error) {
+	if cfg.Realm == "" {
+		cfg.Realm = DefaultRealm
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Host == "" {
+		cfg.Host = "origin"
+	}
+	root, err := os.OpenRoot(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("origin: %w", err)
+	}
+	c, err := loadCarts(cfg.CartFile)
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, root: root, carts: c}
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Serve accepts HTTP connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// ListenAndServe listens on the TCP address addr and serves.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	return s.Serve(ln)
+}
+
+// Shutdown stops accepting, closes idle connections, waits for the requests
+// in progress (or ctx), and closes the directory.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	s.root.Close()
+	return err
+}
+
+// ServeHTTP answers one request: the cart demo at /cart, files elsewhere.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &httpx.Recorder{ResponseWriter: w}
+	user := s.serve(rec, r)
+	status := rec.StatusOrOK()
+	if s.cfg.AccessLog != nil {
+		io.WriteString(s.cfg.AccessLog, httpx.Combined(r, user, status, rec.Bytes, start)) //nolint:errcheck
+	}
+	if s.cfg.Tracer.Enabled() {
+		local, remote := httpx.Addrs(r)
+		c := s.cfg.Tracer.Conv(s.cfg.Host, "http/tcp", trace.Server, local, remote)
+		c.Send(fmt.Sprintf("%s %s -> %d %d bytes", r.Method, r.URL.RequestURI(), status, rec.Bytes))
+	}
+}
+
+// serve answers r and returns the authenticated user, if any.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/") || strings.IndexByte(p, 0) >= 0 {
+		http.Error(w, "400 bad request", http.StatusBadRequest)
+		return ""
+	}
+	// RFC 9110 §4.2.4 lets a server refuse dot-segments; r.URL.Path is
+	// already percent-decoded, so %2e%2e is caught here too.
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." {
+			http.Error(w, "403 forbidden", http.StatusForbidden)
+			return ""
+		}
+	}
+	clean := path.Clean(p)
+	user, ok := s.authorize(w, r, clean)
+	if !ok {
+		return user
+	}
+	if clean == "/cart" {
+		s.serveCart(w, r)
+		return user
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return user
+	}
+	s.serveFile(w, r, clean, strings.HasSuffix(p, "/"))
+	return user
+}
+
+// authorize applies RFC 7617 Basic authorization to protected paths. It
+// writes the 401 itself when the request may not proceed.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, clean string) (string, bool) {
+	if s.cfg.Auth == nil {
+		return "", true
+	}
+	users := s.cfg.Auth.Users(clean)
+	if users == nil {
+		return "", true
+	}
+	name, pass, ok := r.BasicAuth()
+	if ok && s.cfg.Auth.Verify(users, name, pass) {
+		return name, true
+	}
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, s.cfg.Realm))
+	http.Error(w, "401 unauthorized", http.StatusUnauthorized)
+	if ok {
+		return name, false
+	}
+	return "", false
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, clean string, slash bool) {
+	name := strings.TrimPrefix(clean, "/")
+	if name == "" {
+		name = "."
+	}
+	f, err := s.root.Open(name)
+	if err != nil {
+		fileError(w, err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		fileError(w, err)
+		return
+	}
+	if fi.IsDir() {
+		if !slash && clean != "/" {
+			u := *r.URL
+			u.Path = clean + "/"
+			http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
+			return
+		}
+		idx, err := s.root.Open(path.Join(name, "index.html"))
+		if err != nil {
+			if s.cfg.Listing && errors.Is(err, fs.ErrNotExist) {
+				s.list(w, r, f, clean)
+				return
+			}
+			http.Error(w, "403 forbidden", http.StatusForbidden)
+			return
+		}
+		defer idx.Close()
+		if fi, err = idx.Stat(); err != nil || !fi.Mode().IsRegular() {
+			http.Error(w, "403 forbidden", http.StatusForbidden)
+			return
+		}
+		f = idx
+	} else if !fi.Mode().IsRegular() {
+		http.Error(w, "403 forbidden", http.StatusForbidden)
+		return
+	}
+	// ServeContent checks If-None-Match and If-Range against the ETag set
+	// here; it sets Last-Modified, Content-Type and handles Range.
+	w.Header().Set("ETag", ETag(fi))
+	if s.cfg.MaxAge > 0 {
+		w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d", int(s.cfg.MaxAge.Seconds())))
+	}
+	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// ETag is a file's entity tag: its modification time and size in hex, as
+// nginx makes them, so it changes whenever the file does.
+func ETag(fi fs.FileInfo) string {
+	return fmt.Sprintf(`"%x-%x"`, fi.ModTime().UnixNano(), fi.Size())
+}
+
+func fileError(w http.ResponseWriter, err error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		http.Error(w, "404 not found", http.StatusNotFound)
+		return
+	}
+	// a symlink out of the root, a permission problem, a name too long
+	http.Error(w, "403 forbidden", http.StatusForbidden)
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, dir *os.File, clean string) {
+	ents, err := dir.ReadDir(10000)
+	if err != nil && !errors.Is(err, io.EOF) {
+		http.Error(w, "403 forbidden", http.StatusForbidden)
+		return
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	var b strings.Builder
+	fmt.Fprintf(&b, "<!doctype html>\n<title>Index of %s</title>\n<h1>Index of %s</h1>\n<ul>\n", html.EscapeString(clean), html.EscapeString(clean))
+	for _, e := range ents {
+		n, u := e.Name(), url.PathEscape(e.Name())
+		if e.IsDir() {
+			n, u = n+"/", u+"/"
+		}
+		fmt.Fprintf(&b, "<li><a href=\"%s\">%s</a></li>\n", html.EscapeString(u), html.EscapeString(n))
+	}
+	b.WriteString("</ul>\n")
+	if r.Method != http.MethodHead {
+		io.WriteString(w, b.String()) //nolint:errcheck
+	}
+}

@@ -1,0 +1,680 @@
+// Package proxy is a caching HTTP/1.1 proxy: a forward proxy (the course's
+// Web cache, which acts as both client and server) and, with an Origin, a
+// reverse proxy (the CDN edge of web/cdn).
+//
+// Caching follows RFC 9111: responses are stored when their method, status
+// and Cache-Control allow it (no-store and private are honoured, and a
+// request with Authorization is only served from a response marked
+// public, s-maxage or must-revalidate); freshness comes from s-maxage,
+// max-age or Expires, or heuristically from 10% of the time since
+// Last-Modified; Vary selects among stored variants; a stale response (or
+// one marked no-cache) is validated with If-None-Match / If-Modified-Since
+// and a 304 refreshes it; Age and Via are sent (RFC 9110 §7.6.3); unsafe
+// methods invalidate the target and its Location and Content-Location.
+// Concurrent misses for one object are collapsed into one origin fetch.
+// Each response says how it was served in X-Cache: HIT, MISS or
+// REVALIDATED. CONNECT is tunnelled (RFC 9110 §9.3.6), never cached.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"appnet/trace"
+	"appnet/web/internal/httpx"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown (it is net/http's).
+var ErrServerClosed = http.ErrServerClosed
+
+// Defaults.
+const (
+	DefaultMaxObjectSize = 64 << 20
+	DefaultName          = "appnet"
+)
+
+// Config is the proxy's settings.
+type Config struct {
+	// Origin makes a reverse proxy: every request is for this origin. Nil
+	// makes a forward proxy, which takes absolute-form requests.
+	Origin *url.URL
+	Store  *Store // nil: a memory store of DefaultCacheSize
+	// Transport fetches from origins; nil: one of the proxy's own.
+	Transport     http.RoundTripper
+	Name          string // pseudonym in Via; default "appnet"
+	MaxObjectSize int64  // larger responses are passed on, not stored
+	Freshness     Freshness
+	// AllowConnect says whether to tunnel CONNECT to host:port; nil allows
+	// port 443 only, as Squid does.
+	AllowConnect func(hostport string) bool
+	Now          func() time.Time // the clock; nil: time.Now
+
+	Host   string
+	Tracer *trace.Tracer
+	Logger *slog.Logger
+}
+
+// Proxy is the caching proxy; it is an http.Handler.
+type Proxy struct {
+	cfg   Config
+	store *Store
+	tr    http.RoundTripper
+	own   *http.Transport
+	srv   *http.Server
+
+	mu      sync.Mutex
+	flights map[string]*flight
+	tunnels map[net.Conn]struct{}
+	closed  bool
+	wg      sync.WaitGroup // tunnels
+}
+
+// New returns a proxy.
+func New(cfg Config) *Proxy {
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.MaxObjectSize <= 0 {
+		cfg.MaxObjectSize = DefaultMaxObjectSize
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Host == "" {
+		cfg.Host = "proxy"
+	}
+	p := &Proxy{cfg: cfg, store: cfg.Store, tr: cfg.Transport, flights: map[string]*flight{}, tunnels: map[net.Conn]struct{}{}}
+	if p.store == nil {
+		p.store, _ = NewStore("", DefaultCacheSize, 0)
+	}
+	if p.tr == nil {
+		p.own = &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          512,
+			MaxIdleConnsPerHost:   128,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 60 * time.Second,
+			DisableCompression:    true,
+		}
+		p.tr = p.own
+	}
+	p.srv = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return p
+}
+
+// Store returns the proxy's cache.
+func (p *Proxy) Store() *Store { return p.store }
+
+// Serve accepts connections on ln until Shutdown.
+func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
+
+// ListenAndServe listens on addr and serves.
+func (p *Proxy) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	return p.Serve(ln)
+}
+
+// Shutdown stops accepting, closes tunnels and idle connections, waits for
+// requests in progress (or ctx) and records the cache's LRU order.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	for c := range p.tunnels {
+		c.Close()
+	}
+	p.mu.Unlock()
+	err := p.srv.Shutdown(ctx)
+	if err != nil {
+		p.srv.Close()
+	}
+	p.wg.Wait()
+	if p.own != nil {
+		p.own.CloseIdleConnections()
+	}
+	return errors.Join(err, p.store.Close())
+}
+
+// X-Cache values.
+const (
+	Hit         = "HIT"
+	Miss        = "MISS"
+	Revalidated = "REVALIDATED"
+)
+
+// ServeHTTP proxies one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &httpx.Recorder{ResponseWriter: w}
+	outcome := p.serve(rec, r)
+	if p.cfg.Tracer.Enabled() {
+		local, remote := httpx.Addrs(r)
+		c := p.cfg.Tracer.Conv(p.cfg.Host, "http/tcp", trace.Server, local, remote)
+		target := r.RequestURI
+		c.Send(fmt.Sprintf("%s %s -> %d %s %d bytes", r.Method, target, rec.StatusOrOK(), outcome, rec.Bytes))
+	}
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) string {
+	if r.Method == http.MethodConnect {
+		p.tunnel(w, r)
+		return "TUNNEL"
+	}
+	target, err := p.target(r)
+	if err != nil {
+		http.Error(w, "400 "+err.Error(), http.StatusBadRequest)
+		return "ERROR"
+	}
+	key := target.String()
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return p.passThrough(w, r, target, true)
+	}
+	reqCC := requestDirectives(r.Header)
+	if reqCC.Has("no-store") {
+		return p.passThrough(w, r, target, false)
+	}
+	for range 2 {
+		m, body, ok := p.store.Lookup(key, func(m *Meta) bool { return varyMatch(m, r.Header) })
+		if ok && p.usable(m, r, reqCC) {
+			p.writeCached(w, r, m, body, Hit)
+			return Hit
+		}
+		if reqCC.Has("only-if-cached") {
+			http.Error(w, "504 not in cache (only-if-cached)", http.StatusGatewayTimeout)
+			return Miss
+		}
+		if r.Method == http.MethodHead && !ok {
+			return p.passThrough(w, r, target, false)
+		}
+		var stale *Meta
+		if ok {
+			stale = m
+		}
+		res, leader := p.collapse(r, target, key, stale, body)
+		if res.err != nil {
+			if leader {
+				p.cfg.Logger.Debug("proxy: fetch", "url", key, "err", res.err)
+				http.Error(w, "502 bad gateway: "+res.err.Error(), http.StatusBadGateway)
+				return "ERROR"
+			}
+			continue // the leader's fetch failed (perhaps its client left): try ourselves
+		}
+		if leader {
+			return p.writeFetched(w, r, res)
+		}
+		if res.stored && varyMatch(&res.meta, r.Header) {
+			p.writeCached(w, r, &res.meta, res.body, Hit)
+			return Hit
+		}
+		// not storable, or another variant: fetch for ourselves
+		return p.passThrough(w, r, target, false)
+	}
+	return p.passThrough(w, r, target, false)
+}
+
+// target is the URI the request is for.
+func (p *Proxy) target(r *http.Request) (*url.URL, error) {
+	if p.cfg.Origin != nil {
+		u := *p.cfg.Origin
+		u.Path = strings.TrimSuffix(u.Path, "/") + r.URL.Path
+		u.RawPath = ""
+		if r.URL.RawPath != "" {
+			u.RawPath = strings.TrimSuffix(p.cfg.Origin.EscapedPath(), "/") + r.URL.RawPath
+		}
+		u.RawQuery = r.URL.RawQuery
+		u.Fragment = ""
+		return &u, nil
+	}
+	if !r.URL.IsAbs() || r.URL.Host == "" {
+		return nil, errors.New("proxy: this is a proxy: send absolute-form requests (GET http://host/path)")
+	}
+	if r.URL.Scheme != "http" {
+		return nil, fmt.Errorf("proxy: scheme %q is not proxied (use CONNECT for https)", r.URL.Scheme)
+	}
+	u := *r.URL
+	u.Host = strings.ToLower(u.Host)
+	u.Fragment = ""
+	return &u, nil
+}
+
+func requestDirectives(h http.Header) Directives {
+	cc := ParseCacheControl(h.Values("Cache-Control"))
+	if len(h.Values("Cache-Control")) == 0 && strings.Contains(strings.ToLower(h.Get("Pragma")), "no-cache") {
+		cc["no-cache"] = "" // RFC 9111 §5.4
+	}
+	return cc
+}
+
+// usable says whether a stored response may be served without validation
+// (RFC 9111 §4 and §4.2, with the request's own directives of §5.2.1).
+func (p *Proxy) usable(m *Meta, r *http.Request, reqCC Directives) bool {
+	if reqCC.Has("no-cache") {
+		return false
+	}
+	if r.Header.Get("Authorization") != "" {
+		cc := ParseCacheControl(m.Header.Values("Cache-Control"))
+		if !cc.Has("public") && !cc.Has("s-maxage") && !cc.Has("must-revalidate") {
+			return false
+		}
+	}
+	life := p.cfg.Freshness.Lifetime(m)
+	age := Age(m, p.cfg.Now())
+	if d, ok, _ := reqCC.Seconds("max-age"); ok && age > d {
+		return false
+	}
+	if d, ok, _ := reqCC.Seconds("min-fresh"); ok {
+		life -= d
+	}
+	if age < life {
+		return true
+	}
+	respCC := ParseCacheControl(m.Header.Values("Cache-Control"))
+	if respCC.Has("must-revalidate") || respCC.Has("proxy-revalidate") || respCC.Has("s-maxage") || respCC.Has("no-cache") {
+		return false
+	}
+	if v, ok := reqCC["max-stale"]; ok {
+		if v == "" {
+			return true
+		}
+		d, _, valid := reqCC.Seconds("max-stale")
+		return valid && age < life+d
+	}
+	return false
+}
+
+// writeCached serves a stored response, answering the client's own
+// conditional request with 304 where it can.
+func (p *Proxy) writeCached(w http.ResponseWriter, r *http.Request, m *Meta, body []byte, how string) {
+	h := w.Header()
+	for k, v := range m.Header {
+		h[k] = append([]string(nil), v...)
+	}
+	h.Set("Age", strconv.FormatInt(int64(Age(m, p.cfg.Now())/time.Second), 10))
+	h.Add("Via", "1.1 "+p.cfg.Name)
+	h.Set("X-Cache", how)
+	if notModified(r, m) {
+		h.Del("Content-Length")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(m.Status)
+	if r.Method != http.MethodHead {
+		w.Write(body) //nolint:errcheck
+	}
+}
+
+// notModified evaluates If-None-Match (weak comparison) or, without it,
+// If-Modified-Since against a stored response (RFC 9110 §13.1.2, §13.1.3).
+func notModified(r *http.Request, m *Meta) bool {
+	if m.Status != http.StatusOK {
+		return false
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		etag := strings.TrimPrefix(m.Header.Get("ETag"), "W/")
+		if etag == "" {
+			return false
+		}
+		for _, t := range strings.Split(inm, ",") {
+			t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+			if t == "*" || t == etag {
+				return true
+			}
+		}
+		return false
+	}
+	ims, err := http.ParseTime(r.Header.Get("If-Modified-Since"))
+	if err != nil {
+		return false
+	}
+	lm, err := http.ParseTime(m.Header.Get("Last-Modified"))
+	return err == nil && !lm.After(ims)
+}
+
+// outRequest makes the request to send upstream.
+func (p *Proxy) outRequest(ctx context.Context, r *http.Request, target *url.URL) *http.Request {
+	out := r.Clone(ctx)
+	out.URL = target
+	out.Host = target.Host
+	out.RequestURI = ""
+	out.Close = false
+	httpx.RemoveHopByHop(out.Header)
+	out.Header.Add("Via", fmt.Sprintf("%d.%d %s", r.ProtoMajor, r.ProtoMinor, p.cfg.Name))
+	if p.cfg.Origin == nil {
+		out.Header.Del("X-Forwarded-For")
+	}
+	if r.ContentLength == 0 {
+		out.Body = nil
+	}
+	return out
+}
+
+// passThrough forwards a request the cache does not answer. After an
+// unsafe method that succeeded, it invalidates what the request changed
+// (RFC 9111 §4.4).
+func (p *Proxy) passThrough(w http.ResponseWriter, r *http.Request, target *url.URL, invalidate bool) string {
+	resp, err := p.roundTrip(p.outRequest(r.Context(), r, target))
+	if err != nil {
+		http.Error(w, "502 bad gateway: "+err.Error(), http.StatusBadGateway)
+		return "ERROR"
+	}
+	defer resp.Body.Close()
+	if invalidate && !isSafe(r.Method) && resp.StatusCode < 400 {
+		p.invalidate(target, resp)
+	}
+	copyHeader(w.Header(), resp.Header)
+	w.Header().Add("Via", "1.1 "+p.cfg.Name)
+	w.Header().Set("X-Cache", Miss)
+	w.WriteHeader(resp.StatusCode)
+	io.Copy(w, resp.Body) //nolint:errcheck
+	return Miss
+}
+
+func isSafe(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+func (p *Proxy) invalidate(target *url.URL, resp *http.Response) {
+	p.store.Invalidate(target.String())
+	for _, f := range []string{"Location", "Content-Location"} {
+		v := resp.Header.Get(f)
+		if v == "" {
+			continue
+		}
+		u, err := target.Parse(v)
+		if err != nil || !strings.EqualFold(u.Host, target.Host) || u.Scheme != target.Scheme {
+			continue // §4.4: only the same origin
+		}
+		u.Host = strings.ToLower(u.Host)
+		u.Fragment = ""
+		p.store.Invalidate(u.String())
+	}
+}
+
+func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := p.tr.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if p.cfg.Tracer.Enabled() {
+		c := p.cfg.Tracer.Conv(p.cfg.Host, "http/tcp", trace.Client, nil, nil)
+		c.Send(fmt.Sprintf("%s %s -> %s", req.Method, req.URL, resp.Status))
+	}
+	return resp, nil
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = append([]string(nil), v...)
+	}
+	httpx.RemoveHopByHop(dst)
+}
+
+// flight is one origin fetch that concurrent requests for the same object
+// wait for (request collapsing).
+type flight struct {
+	done chan struct{}
+	res  fetchResult
+}
+
+type fetchResult struct {
+	err    error
+	stored bool
+	how    string // MISS or REVALIDATED
+	meta   Meta
+	body   []byte         // the whole body when it was read into memory
+	resp   *http.Response // the leader's response when it was too big to store
+}
+
+// collapse runs fetch for key once among concurrent callers; the leader
+// (the caller that ran it) gets leader=true and owns res.resp.
+func (p *Proxy) collapse(r *http.Request, target *url.URL, key string, stale *Meta, staleBody []byte) (fetchResult, bool) {
+	p.mu.Lock()
+	if f, ok := p.flights[key]; ok {
+		p.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.res, false
+		case <-r.Context().Done():
+			return fetchResult{err: r.Context().Err()}, false
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	p.flights[key] = f
+	p.mu.Unlock()
+	res := p.fetch(r, target, key, stale, staleBody)
+	f.res = res
+	f.res.resp = nil
+	p.mu.Lock()
+	delete(p.flights, key)
+	p.mu.Unlock()
+	close(f.done)
+	return res, true
+}
+
+// fetch gets key from the origin (conditionally when a stale copy exists),
+// reads the body when it may be stored, and stores it.
+func (p *Proxy) fetch(r *http.Request, target *url.URL, key string, stale *Meta, staleBody []byte) fetchResult {
+	out := p.outRequest(r.Context(), r, target)
+	out.Method = http.MethodGet
+	out.Header.Del("If-None-Match")
+	out.Header.Del("If-Modified-Since")
+	out.Header.Del("If-Range")
+	out.Header.Del("Range")
+	if stale != nil {
+		// RFC 9111 §4.3.1: validate with the stored validators
+		if et := stale.Header.Get("ETag"); et != "" {
+			out.Header.Set("If-None-Match", et)
+		}
+		if lm := stale.Header.Get("Last-Modified"); lm != "" {
+			out.Header.Set("If-Modified-Since", lm)
+		}
+	}
+	reqTime := p.cfg.Now()
+	resp, err := p.roundTrip(out)
+	if err != nil {
+		return fetchResult{err: err}
+	}
+	respTime := p.cfg.Now()
+	if stale != nil && resp.StatusCode == http.StatusNotModified {
+		resp.Body.Close()
+		m := *stale
+		m.Header = stale.Header.Clone()
+		updateHeaders(m.Header, resp.Header)
+		m.RequestTime, m.ResponseTime = reqTime, respTime
+		if p.storable(r, m.Status, m.Header) {
+			p.store.Put(m, staleBody) //nolint:errcheck
+		}
+		return fetchResult{stored: true, how: Revalidated, meta: m, body: staleBody}
+	}
+	m := Meta{Key: key, Status: resp.StatusCode, Header: resp.Header.Clone(), RequestTime: reqTime, ResponseTime: respTime}
+	httpx.RemoveHopByHop(m.Header)
+	if !p.storable(r, resp.StatusCode, m.Header) || resp.ContentLength > p.cfg.MaxObjectSize {
+		return fetchResult{how: Miss, meta: m, resp: resp}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, p.cfg.MaxObjectSize+1))
+	if err != nil {
+		resp.Body.Close()
+		return fetchResult{err: fmt.Errorf("proxy: reading from origin: %w", err)}
+	}
+	if int64(len(body)) > p.cfg.MaxObjectSize {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+		return fetchResult{how: Miss, meta: m, resp: resp}
+	}
+	resp.Body.Close()
+	names, _ := varyNames(m.Header)
+	if len(names) > 0 {
+		m.Vary = map[string]string{}
+		for _, n := range names {
+			m.Vary[n] = fieldValue(r.Header, n)
+		}
+	}
+	if err := p.store.Put(m, body); err != nil {
+		p.cfg.Logger.Warn("proxy: store", "url", key, "err", err)
+		return fetchResult{how: Miss, meta: m, body: body}
+	}
+	m.Size = int64(len(body))
+	return fetchResult{stored: true, how: Miss, meta: m, body: body}
+}
+
+// updateHeaders applies a 304's fields to a stored response (RFC 9111
+// §3.2), except those that describe the stored body.
+func updateHeaders(stored, fresh http.Header) {
+	for k, v := range fresh {
+		switch k {
+		case "Content-Length", "Content-Encoding", "Transfer-Encoding", "Content-Range", "Trailer", "Connection", "Keep-Alive":
+			continue
+		}
+		stored[k] = append([]string(nil), v...)
+	}
+}
+
+// storable says whether a shared cache may store a response to r (RFC 9111
+// §3, §3.5).
+func (p *Proxy) storable(r *http.Request, status int, h http.Header) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if status < 200 || status == http.StatusPartialContent || status == http.StatusNotModified {
+		return false
+	}
+	cc := ParseCacheControl(h.Values("Cache-Control"))
+	if cc.Has("no-store") || cc.Has("private") || requestDirectives(r.Header).Has("no-store") {
+		return false
+	}
+	if r.Header.Get("Authorization") != "" && !cc.Has("public") && !cc.Has("s-maxage") && !cc.Has("must-revalidate") {
+		return false
+	}
+	if _, star := varyNames(h); star {
+		return false
+	}
+	if h.Get("Set-Cookie") != "" && !cc.Has("public") {
+		return false // what nginx does: a cookie is one client's
+	}
+	explicit := cc.Has("max-age") || cc.Has("s-maxage") || h.Get("Expires") != "" || cc.Has("public")
+	if explicit {
+		return true
+	}
+	// heuristically cacheable, or at least revalidatable
+	return heuristicStatus[status] && (h.Get("Last-Modified") != "" || h.Get("ETag") != "")
+}
+
+// writeFetched sends the leader's fetch result to its client.
+func (p *Proxy) writeFetched(w http.ResponseWriter, r *http.Request, res fetchResult) string {
+	if res.resp != nil {
+		defer res.resp.Body.Close()
+		copyHeader(w.Header(), res.resp.Header)
+		w.Header().Add("Via", "1.1 "+p.cfg.Name)
+		w.Header().Set("X-Cache", Miss)
+		w.WriteHeader(res.resp.StatusCode)
+		if r.Method != http.MethodHead {
+			io.Copy(w, res.resp.Body) //nolint:errcheck
+		}
+		return Miss
+	}
+	p.writeCached(w, r, &res.meta, res.body, res.how)
+	return res.how
+}
+
+// tunnel serves CONNECT: a TCP connection to the target, bytes copied both
+// ways until either side closes. Nothing is cached.
+func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request) {
+	allow := p.cfg.AllowConnect
+	if allow == nil {
+		allow = func(hp string) bool { _, port, _ := net.SplitHostPort(hp); return port == "443" }
+	}
+	if p.cfg.Origin != nil || !allow(r.Host) {
+		http.Error(w, "403 CONNECT to "+r.Host+" is not allowed", http.StatusForbidden)
+		return
+	}
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	up, err := d.DialContext(ctx, "tcp", r.Host)
+	cancel()
+	if err != nil {
+		http.Error(w, "502 "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	down, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		up.Close()
+		http.Error(w, "500 cannot tunnel", http.StatusInternalServerError)
+		return
+	}
+	if !p.track(up, down) {
+		up.Close()
+		down.Close()
+		return
+	}
+	defer p.wg.Done()
+	defer p.untrack(up, down)
+	if _, err := brw.WriteString("HTTP/1.1 200 Connection Established\r\n\r\n"); err != nil {
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(up, brw) //nolint:errcheck // buffered bytes first, then the connection
+		if tc, ok := up.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+	}()
+	io.Copy(down, up) //nolint:errcheck
+	down.Close()
+	up.Close()
+	<-done
+}
+
+func (p *Proxy) track(cs ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	for _, c := range cs {
+		p.tunnels[c] = struct{}{}
+	}
+	p.wg.Add(1)
+	return true
+}
+
+func (p *Proxy) untrack(cs ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range cs {
+		delete(p.tunnels, c)
+		c.Close()
+	}
+}
