@@ -149,6 +149,7 @@ type torrentFlags struct {
 	chokeInterval     time.Duration
 	optimisticEvery   time.Duration
 	noTracker, verify bool
+	dht               string
 }
 
 func (tf *torrentFlags) add(cmd *cobra.Command, defaultRatio float64) {
@@ -163,6 +164,7 @@ func (tf *torrentFlags) add(cmd *cobra.Command, defaultRatio float64) {
 	f.DurationVar(&tf.optimisticEvery, "optimistic-interval", 30*time.Second, "optimistic unchoke period")
 	f.BoolVar(&tf.noTracker, "no-tracker", false, "do not announce to the torrent's trackers")
 	f.BoolVar(&tf.verify, "verify", false, "re-check every piece on disk even if resume data exists")
+	f.StringVar(&tf.dht, "dht", "", "also find peers through the Chord ring node at ADDR (trackerless; see appnet chord)")
 }
 
 func (a *app) torrentGetCommand() *cobra.Command {
@@ -178,8 +180,9 @@ downloads the missing pieces rarest first, verifies each, and uploads to others
 as it goes (tit-for-tat). A restart after a crash fetches only the pieces that
 were not verified before it. Progress shows as a bar on a terminal and as
 status lines otherwise.`,
-		Example: `  appnet torrent get photos.torrent -o ./downloads --seed-ratio 0`,
-		Args:    args(cobra.ExactArgs(1)),
+		Example: `  appnet torrent get photos.torrent -o ./downloads --seed-ratio 0
+  appnet torrent get photos.torrent -o ./downloads --no-tracker --dht 127.0.0.1:4000   # trackerless, through appnet chord node`,
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir == "" {
 				return usagef("-o DIR is required")
@@ -257,7 +260,14 @@ func (a *app) runTorrent(ctx context.Context, file, dir string, tf *torrentFlags
 		MaxConns: tf.maxConns, UpRate: up, DownRate: down, SeedRatio: &ratio, Verify: tf.verify,
 		Choke:           torrent.ChokeConfig{Interval: tf.chokeInterval, OptimisticEvery: tf.optimisticEvery},
 		DisableTrackers: tf.noTracker,
-		Announcer:       torrent.TrackerAnnouncer(a.tracer),
+	}
+	switch {
+	case tf.dht != "" && tf.noTracker:
+		cfg.Announcer = torrent.DHTAnnouncer(tf.dht, 2*time.Minute)
+	case tf.dht != "":
+		cfg.Announcer = torrent.Announcers(torrent.TrackerAnnouncer(a.tracer), torrent.DHTAnnouncer(tf.dht, 2*time.Minute))
+	case !tf.noTracker:
+		cfg.Announcer = torrent.TrackerAnnouncer(a.tracer)
 	}
 	t, err := torrent.New(mi, cfg)
 	if err != nil {

@@ -459,7 +459,7 @@ func (t *Torrent) verify(piece int) {
 		t.finishedAt = time.Now()
 		close(t.complete)
 		t.log.Info("download complete", "took", t.finishedAt.Sub(t.startedAt).Round(time.Millisecond))
-		if t.cfg.Announcer != nil && len(t.cfg.Trackers) > 0 {
+		if t.cfg.Announcer != nil {
 			t.wg.Add(1)
 			go func() {
 				defer t.wg.Done()

@@ -328,7 +328,7 @@ func (t *Torrent) Start(ctx context.Context) {
 		defer t.wg.Done()
 		t.loop()
 	}()
-	if len(t.cfg.Trackers) > 0 && t.cfg.Announcer != nil {
+	if t.cfg.Announcer != nil {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
@@ -412,7 +412,7 @@ func (t *Torrent) Shutdown(ctx context.Context) error {
 	t.mu.Unlock()
 	if t.cancel != nil {
 		t.cancel()
-		if len(t.cfg.Trackers) > 0 && t.cfg.Announcer != nil && isClosed(t.listening) {
+		if t.cfg.Announcer != nil && isClosed(t.listening) {
 			actx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			t.announce(actx, "stopped") //nolint:errcheck // best effort on the way out
 			cancel()
@@ -513,7 +513,7 @@ func (t *Torrent) Status() Status {
 		s.Tracker = t.trackerErr
 	case !t.trackerOK.IsZero():
 		s.Tracker = "ok"
-	case len(t.cfg.Trackers) == 0 || t.cfg.Announcer == nil:
+	case t.cfg.Announcer == nil:
 		s.Tracker = "none"
 	default:
 		s.Tracker = "announcing"
