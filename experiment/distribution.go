@@ -93,6 +93,9 @@ type Result struct {
 	// PeerUtilization is, for P2P, the share of the peers' total upload
 	// capacity (N·u over the measured time) that they used.
 	PeerUtilization float64
+	// Wasted is, for P2P, the data the peers received twice or that
+	// failed its check, in copies of the file.
+	Wasted float64
 }
 
 // Ratio is measured time over the bound.
@@ -493,10 +496,13 @@ func runP2P(ctx context.Context, p Params, nw network, n int, file, dir string, 
 	}
 	r := finish(times)
 	r.ServerSent = float64(peers[0].t.Status().Uploaded) / float64(p.FileSize)
-	var up int64
+	var up, wasted int64
 	for _, pr := range peers[1:] {
-		up += pr.t.Status().Uploaded
+		st := pr.t.Status()
+		up += st.Uploaded
+		wasted += st.Wasted
 	}
+	r.Wasted = float64(wasted) / float64(p.FileSize)
 	r.PeerUtilization = float64(up) / (float64(n) * float64(p.PeerUp) * r.Measured.Seconds())
 	return r, nil
 }

@@ -25,11 +25,14 @@ func quickParams() Params {
 	return Params{Peers: []int{1, 4, 8}, FileSize: 4 << 20, ServerUp: 20 << 20, PeerUp: 2 << 20, PeerDown: 20 << 20, ChokeInterval: *chokeFlag, OptimisticEvery: 3 * *chokeFlag}
 }
 
-// The quick sweep: every measured time is at least its bound (a time below
-// it would mean the shaping leaks), and P2P at N = 8 is within 1.5 times
-// the bound.
-func TestQuick(t *testing.T) {
+// A small sweep in process: every measured time is at least its bound, each
+// peer's time is recorded, and the CSV and the plot are written. (The
+// issue's check of --quick, with its ratio, runs the built binary in
+// cmd/appnet, away from the race detector's slowdown.)
+func TestSmallSweep(t *testing.T) {
 	p := quickParams()
+	p.Peers = []int{1, 3}
+	p.FileSize = 1 << 20
 	results, err := Distribution(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +40,8 @@ func TestQuick(t *testing.T) {
 	var table bytes.Buffer
 	WriteSummary(&table, p, results)
 	t.Logf("\n%s", table.String())
-	if len(results) != 6 {
-		t.Fatalf("%d results, want 6", len(results))
+	if len(results) != 4 {
+		t.Fatalf("%d results, want 4", len(results))
 	}
 	for _, r := range results {
 		if r.Measured < r.Bound {
@@ -47,17 +50,14 @@ func TestQuick(t *testing.T) {
 		if len(r.PerPeer) != r.N {
 			t.Errorf("N = %d %s: %d completion times", r.N, r.Mode, len(r.PerPeer))
 		}
-		if r.Mode == P2P && r.N == 8 && r.Ratio() > 1.5 {
-			t.Errorf("P2P at N = 8: measured/bound = %.3f, want at most 1.5", r.Ratio())
-		}
 	}
 	dir := t.TempDir()
 	var csv bytes.Buffer
 	if err := WriteCSV(&csv, p, results); err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Count(csv.String(), "\n"); lines != 7 {
-		t.Errorf("CSV has %d lines, want a header and 6 rows", lines)
+	if lines := strings.Count(csv.String(), "\n"); lines != 5 {
+		t.Errorf("CSV has %d lines, want a header and 4 rows", lines)
 	}
 	png, svg := filepath.Join(dir, "d.png"), filepath.Join(dir, "d.svg")
 	if err := Plot(p, results, png, svg); err != nil {

@@ -48,6 +48,7 @@ type point struct {
 	mode                string
 	min, max, mean, bnd float64 // seconds
 	worstRatio          float64
+	serverSent, peerUse float64 // means over the runs
 }
 
 func summarize(results []Result) []point {
@@ -68,6 +69,8 @@ func summarize(results []Result) []point {
 			pt.min, pt.max = math.Min(pt.min, s), math.Max(pt.max, s)
 			pt.mean += s / float64(len(rs))
 			pt.worstRatio = math.Max(pt.worstRatio, r.Ratio())
+			pt.serverSent += r.ServerSent / float64(len(rs))
+			pt.peerUse += r.PeerUtilization / float64(len(rs))
 		}
 		out = append(out, pt)
 	}
@@ -86,9 +89,13 @@ func WriteSummary(w io.Writer, p Params, results []Result) {
 	fu := p.FOverU().Seconds()
 	fmt.Fprintf(w, "F = %d bytes, u_s = %s/s, u = %s/s, d = %s/s, F/u = %v\n\n", p.FileSize, rateString(p.ServerUp), rateString(p.PeerUp), rateString(p.PeerDown), p.FOverU().Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tmode\tbound (F/u)\tmeasured (F/u)\tmin-max (s)\tmeasured/bound\t")
+	fmt.Fprintln(tw, "N\tmode\tbound (F/u)\tmeasured (F/u)\tmin-max (s)\tmeasured/bound\tserver sent (copies)\tpeer upload used\t")
 	for _, pt := range summarize(results) {
-		fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.2f-%.2f\t%.3f\t\n", pt.n, pt.mode, pt.bnd/fu, pt.mean/fu, pt.min, pt.max, pt.worstRatio)
+		use := "-"
+		if pt.mode == P2P {
+			use = fmt.Sprintf("%.0f%%", 100*pt.peerUse)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.2f-%.2f\t%.3f\t%.2f\t%s\t\n", pt.n, pt.mode, pt.bnd/fu, pt.mean/fu, pt.min, pt.max, pt.worstRatio, pt.serverSent, use)
 	}
 	tw.Flush()
 }

@@ -160,6 +160,7 @@ func (t *Torrent) rechokeLocked(now time.Time) {
 			}
 			p.out = kept
 			p.servedQ = 0
+			p.chokeGen++
 			p.queue(peerwire.Message{ID: peerwire.MsgChoke})
 		}
 	}

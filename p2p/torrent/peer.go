@@ -38,6 +38,7 @@ type peer struct {
 	wake    chan struct{}
 	servedQ int // requests queued in out
 
+	chokeGen   uint64 // incremented by each choke we send
 	down, up   meter
 	lastPiece  time.Time // last block received from it
 	closeCause string
@@ -46,6 +47,11 @@ type peer struct {
 // outMsg is a message waiting for the writer.
 type outMsg struct {
 	m peerwire.Message
+	// gen is the peer's choke generation when a piece was queued: a choke
+	// discards every request received before it (BEP 3), even one
+	// already taken by the writer, so an unchoke that follows at once
+	// does not revive it.
+	gen uint64
 }
 
 func (p *peer) String() string { return p.addr }
@@ -53,7 +59,7 @@ func (p *peer) String() string { return p.addr }
 // queue adds messages for the writer; the torrent's lock must be held.
 func (p *peer) queue(ms ...peerwire.Message) {
 	for _, m := range ms {
-		p.out = append(p.out, outMsg{m: m})
+		p.out = append(p.out, outMsg{m: m, gen: p.chokeGen})
 		if m.ID == peerwire.MsgPiece {
 			p.servedQ++
 		}
@@ -369,7 +375,10 @@ func (t *Torrent) onPiece(p *peer, index, begin uint32, data []byte) error {
 	t.mu.Lock()
 	_, asked := p.asked[b]
 	pp := t.picker.inProgress[b.piece]
-	if !asked || pp == nil || pp.got[b.index] || len(data) != t.picker.blockLen(b) {
+	// A block we no longer wait for from this peer (its request was
+	// dropped by a choke or a timeout) is still good data if the piece
+	// lacks it: keep it rather than fetch it again.
+	if pp == nil || pp.got[b.index] || len(data) != t.picker.blockLen(b) {
 		// Not asked for, or already here (endgame): count it and move on.
 		if asked {
 			delete(p.asked, b)
@@ -392,14 +401,16 @@ func (t *Torrent) onPiece(p *peer, index, begin uint32, data []byte) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	_, requested := p.asked[b]
 	delete(p.asked, b)
 	p.lastPiece = time.Now()
-	fresh, complete := t.picker.received(b, p)
+	fresh, complete := t.picker.received(b, p, requested)
 	if !fresh {
 		t.wasted.Add(int64(len(data)))
 	}
-	if fresh && t.picker.endgame() {
-		// Endgame: cancel the same block at the other peers.
+	if pp := t.picker.inProgress[b.piece]; fresh && pp != nil && pp.reqs[b.index] > 0 {
+		// Others were asked for it too (endgame, or its request here
+		// had been dropped): cancel theirs.
 		for o := range t.peers {
 			if o == p {
 				continue
@@ -522,12 +533,24 @@ func (t *Torrent) fillRequests(p *peer) {
 	if want <= 0 {
 		return
 	}
-	blocks := t.picker.pick(&p.has, p.seeder, want, func(b block) bool { _, ok := p.asked[b]; return ok })
 	now := time.Now()
+	blocks := t.picker.pick(&p.has, p.seeder, want, func(b block) bool { _, ok := p.asked[b]; return ok }, now, t.endgameDelay())
 	for _, b := range blocks {
 		p.asked[b] = now
 		p.queue(peerwire.Message{ID: peerwire.MsgRequest, Index: uint32(b.piece), Begin: uint32(b.index * BlockSize), Length: uint32(t.picker.blockLen(b))})
 	}
+}
+
+// endgameDelay is how long a block must have been outstanding before
+// endgame asks another peer for it too: twice the time a block takes at
+// the torrent's download rate, at least 100 ms, at most 2 s.
+func (t *Torrent) endgameDelay() time.Duration {
+	r := t.downMeter.rate
+	if r <= 0 {
+		return 500 * time.Millisecond
+	}
+	d := time.Duration(2 * float64(BlockSize) / r * float64(time.Second) * float64(max(1, len(t.peers))))
+	return min(max(d, 100*time.Millisecond), 2*time.Second)
 }
 
 // fillOthers tops up every peer but p (after p choked us, its blocks are
@@ -548,6 +571,7 @@ func (t *Torrent) writeLoop(p *peer) error {
 	buf := make([]byte, maxBlockLen)
 	keepAlive := time.NewTimer(2 * time.Minute)
 	defer keepAlive.Stop()
+	var batch []outMsg
 	for {
 		select {
 		case <-p.wake:
@@ -565,13 +589,26 @@ func (t *Torrent) writeLoop(p *peer) error {
 				t.mu.Unlock()
 				break
 			}
-			batch := p.out
-			p.out = nil
+			// Take the small messages at the head of the queue and at most
+			// one piece: a cancel or a choke must still reach the pieces
+			// behind it, which at a limited rate may wait for seconds.
+			n := 0
+			for n < len(p.out) && p.out[n].m.ID != peerwire.MsgPiece {
+				n++
+			}
+			if n < len(p.out) {
+				n++
+			}
+			batch = append(batch[:0], p.out[:n]...)
+			p.out = p.out[n:]
+			if len(p.out) == 0 {
+				p.out = nil
+			}
 			t.mu.Unlock()
 			for _, om := range batch {
 				m := om.m
 				if m.ID == peerwire.MsgPiece {
-					if err := t.sendBlock(p, w, bw, &m, buf); err != nil {
+					if err := t.sendBlock(p, w, bw, &m, om.gen, buf); err != nil {
 						return err
 					}
 					continue
@@ -594,12 +631,14 @@ func (t *Torrent) writeLoop(p *peer) error {
 
 // sendBlock uploads one requested block, unless the peer has been choked
 // or cancelled it meanwhile.
-func (t *Torrent) sendBlock(p *peer, w *peerwire.Writer, bw *bufio.Writer, m *peerwire.Message, buf []byte) error {
+func (t *Torrent) sendBlock(p *peer, w *peerwire.Writer, bw *bufio.Writer, m *peerwire.Message, gen uint64, buf []byte) error {
 	t.mu.Lock()
-	p.servedQ--
-	choked := p.amChoking
+	if gen == p.chokeGen {
+		p.servedQ--
+	}
+	stale := p.amChoking || gen != p.chokeGen
 	t.mu.Unlock()
-	if choked {
+	if stale {
 		return nil
 	}
 	data := buf[:m.Length]

@@ -3,6 +3,7 @@ package torrent
 import (
 	"math/bits"
 	"math/rand/v2"
+	"time"
 )
 
 // BlockSize is the size of the requests the engine sends (BEP 3: 16 KiB is
@@ -80,7 +81,8 @@ type partial struct {
 	nblocks int
 	got     []bool
 	ngot    int
-	reqs    []uint8 // outstanding requests per block
+	reqs    []uint8     // outstanding requests per block
+	reqAt   []time.Time // when the block was first requested (endgame waits on it)
 	// from records which peer sent each block, so a piece that fails its
 	// hash check can be blamed on the peers that sent it.
 	from []*peer
@@ -183,10 +185,19 @@ func (p *picker) endgame() bool {
 
 // pick returns up to n blocks to request from a peer that has the pieces in
 // has (all of them when seeder), skipping blocks for which asked reports
-// that this peer already has a request outstanding.
-func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool) []block {
+// that this peer already has a request outstanding. In endgame it asks
+// again for a block only when the first request is older than dupAfter, so
+// that duplicates go only to blocks that are late, not to every block that
+// is merely in flight.
+func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, now time.Time, dupAfter time.Duration) []block {
 	var out []block
 	peerHas := func(i int) bool { return seeder || has.get(i) }
+	request := func(pp *partial, i int) {
+		if pp.reqs[i] == 0 {
+			pp.reqAt[i] = now
+		}
+		pp.reqs[i]++
+	}
 	// 1. Finish what is started.
 	for piece, pp := range p.inProgress {
 		if len(out) >= n {
@@ -197,7 +208,7 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool) [
 		}
 		for i := 0; i < pp.nblocks && len(out) < n; i++ {
 			if !pp.got[i] && pp.reqs[i] == 0 {
-				pp.reqs[i]++
+				request(pp, i)
 				out = append(out, block{piece, i})
 			}
 		}
@@ -210,11 +221,11 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool) [
 		}
 		pp := p.start(piece)
 		for i := 0; i < pp.nblocks && len(out) < n; i++ {
-			pp.reqs[i]++
+			request(pp, i)
 			out = append(out, block{piece, i})
 		}
 	}
-	// 3. Endgame: request blocks already requested from others.
+	// 3. Endgame: request late blocks again from another peer.
 	if len(out) == 0 && p.endgame() {
 		for piece, pp := range p.inProgress {
 			if !peerHas(piece) {
@@ -225,8 +236,8 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool) [
 				// At most one duplicate of each block: enough that a slow
 				// peer cannot stall the end, without flooding every peer
 				// with the same requests.
-				if !pp.got[i] && pp.reqs[i] < 2 && !asked(b) {
-					pp.reqs[i]++
+				if !pp.got[i] && pp.reqs[i] < 2 && now.Sub(pp.reqAt[i]) >= dupAfter && !asked(b) {
+					request(pp, i)
 					out = append(out, b)
 				}
 			}
@@ -270,7 +281,7 @@ func (p *picker) choose(peerHas func(int) bool) int {
 
 func (p *picker) start(piece int) *partial {
 	nb := p.blocksIn(piece)
-	pp := &partial{nblocks: nb, got: make([]bool, nb), reqs: make([]uint8, nb), from: make([]*peer, nb)}
+	pp := &partial{nblocks: nb, got: make([]bool, nb), reqs: make([]uint8, nb), reqAt: make([]time.Time, nb), from: make([]*peer, nb)}
 	p.inProgress[piece] = pp
 	p.pending--
 	return pp
@@ -284,9 +295,10 @@ func (p *picker) cancelled(b block) {
 	}
 }
 
-// received records a block. It reports whether the block was new and
-// whether its piece is now complete (ready to verify).
-func (p *picker) received(b block, from *peer) (fresh, complete bool) {
+// received records a block; requested says it answers a request still
+// counted as outstanding. It reports whether the block was new and whether
+// its piece is now complete (ready to verify).
+func (p *picker) received(b block, from *peer, requested bool) (fresh, complete bool) {
 	pp := p.inProgress[b.piece]
 	if pp == nil || b.index >= pp.nblocks || pp.got[b.index] {
 		return false, false
@@ -294,7 +306,7 @@ func (p *picker) received(b block, from *peer) (fresh, complete bool) {
 	pp.got[b.index] = true
 	pp.from[b.index] = from
 	pp.ngot++
-	if pp.reqs[b.index] > 0 {
+	if requested && pp.reqs[b.index] > 0 {
 		pp.reqs[b.index]--
 	}
 	return true, pp.ngot == pp.nblocks

@@ -49,7 +49,7 @@ func TestPickerRarestFirst(t *testing.T) {
 	}
 	rare := setOf(n, 4, 5, 6, 7)
 	p.peerHas(&rare, false)
-	got := p.pick(&rare, false, 1, func(block) bool { return false })
+	got := p.pick(&rare, false, 1, func(block) bool { return false }, time.Time{}, 0)
 	if len(got) != 1 || got[0].piece != 6 {
 		t.Fatalf("picked %v, want piece 6 (the rarest)", got)
 	}
@@ -59,7 +59,7 @@ func TestPickerRarestFirst(t *testing.T) {
 	for seed := range uint64(300) {
 		p := newPicker(n, uniformPieces(BlockSize), have, seed)
 		p.peerHas(&rare, false)
-		got := p.pick(&common, false, 1, func(block) bool { return false })
+		got := p.pick(&common, false, 1, func(block) bool { return false }, time.Time{}, 0)
 		seen[got[0].piece]++
 	}
 	for _, piece := range []int{4, 5, 7} {
@@ -77,11 +77,11 @@ func TestPickerFinishesStartedPieces(t *testing.T) {
 	const n = 4
 	p := newPicker(n, uniformPieces(4*BlockSize), newBitset(n), 1)
 	all := fullSet(n)
-	first := p.pick(&all, true, 2, func(block) bool { return false })
+	first := p.pick(&all, true, 2, func(block) bool { return false }, time.Time{}, 0)
 	if len(first) != 2 || first[0].piece != first[1].piece {
 		t.Fatalf("first pick %v", first)
 	}
-	second := p.pick(&all, true, 2, func(block) bool { return false })
+	second := p.pick(&all, true, 2, func(block) bool { return false }, time.Time{}, 0)
 	if second[0].piece != first[0].piece || second[0].index != 2 || second[1].index != 3 {
 		t.Errorf("second pick %v does not finish piece %d", second, first[0].piece)
 	}
@@ -93,7 +93,7 @@ func TestPickerEndgame(t *testing.T) {
 	const n = 2
 	p := newPicker(n, uniformPieces(2*BlockSize), newBitset(n), 1)
 	all := fullSet(n)
-	slow := p.pick(&all, true, 10, func(block) bool { return false })
+	slow := p.pick(&all, true, 10, func(block) bool { return false }, time.Time{}, 0)
 	if len(slow) != 4 {
 		t.Fatalf("picked %d blocks, want all 4", len(slow))
 	}
@@ -101,12 +101,12 @@ func TestPickerEndgame(t *testing.T) {
 		t.Fatal("not in endgame with every block requested")
 	}
 	asked := map[block]bool{slow[0]: true} // the fast peer asked for one already
-	fast := p.pick(&all, true, 10, func(b block) bool { return asked[b] })
+	fast := p.pick(&all, true, 10, func(b block) bool { return asked[b] }, time.Time{}, 0)
 	if len(fast) != 3 {
 		t.Fatalf("endgame pick %v, want the 3 blocks not yet asked of this peer", fast)
 	}
 	for _, b := range slow {
-		p.received(b, nil)
+		p.received(b, nil, true)
 	}
 	for piece := range n {
 		p.verified(piece, true)
@@ -122,11 +122,11 @@ func TestPickerFailedPiece(t *testing.T) {
 	p := newPicker(1, uniformPieces(BlockSize), newBitset(1), 1)
 	all := fullSet(1)
 	bad := &peer{}
-	b := p.pick(&all, true, 1, func(block) bool { return false })[0]
-	if fresh, complete := p.received(b, bad); !fresh || !complete {
+	b := p.pick(&all, true, 1, func(block) bool { return false }, time.Time{}, 0)[0]
+	if fresh, complete := p.received(b, bad, true); !fresh || !complete {
 		t.Fatal("block not recorded")
 	}
-	if dup, _ := p.received(b, bad); dup {
+	if dup, _ := p.received(b, bad, true); dup {
 		t.Error("duplicate block counted twice")
 	}
 	from := p.verified(0, false)
@@ -136,7 +136,7 @@ func TestPickerFailedPiece(t *testing.T) {
 	if p.done() || p.pending != 1 {
 		t.Errorf("failed piece not back in the pool: pending %d", p.pending)
 	}
-	again := p.pick(&all, true, 1, func(block) bool { return false })
+	again := p.pick(&all, true, 1, func(block) bool { return false }, time.Time{}, 0)
 	if len(again) != 1 || again[0].piece != 0 {
 		t.Errorf("failed piece not picked again: %v", again)
 	}
@@ -151,7 +151,7 @@ func TestPickerLastPieceShorter(t *testing.T) {
 	}
 	p := newPicker(2, sizes, setOf(2, 0), 1)
 	all := fullSet(2)
-	got := p.pick(&all, true, 10, func(block) bool { return false })
+	got := p.pick(&all, true, 10, func(block) bool { return false }, time.Time{}, 0)
 	if len(got) != 2 || p.blockLen(got[1]) != 100 {
 		t.Errorf("picked %v; last block length %d", got, p.blockLen(got[len(got)-1]))
 	}
