@@ -270,6 +270,8 @@ func (a *app) chordSimCommand() *cobra.Command {
 		fail, churn                     float64
 		csv                             bool
 		seed                            uint64
+		sweep                           string
+		duration                        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "sim --nodes N [--keys K] [--fail P] [--churn RATE] [--vnodes V] [--csv]",
@@ -279,11 +281,29 @@ measures the lookup path length (mean, 1st and 99th percentile), the keys per
 node for K keys with and without V virtual nodes per node, and the fraction of
 failed lookups right after a fraction P of the nodes fails at once and after
 30 s of stabilization, or under churn (RATE joins and as many failures per
-second, for 10 minutes of virtual time). --csv prints one row per measure.`,
+second, for --duration of virtual time, one lookup per second). --csv prints
+one row per measure.
+
+--sweep K1-K2 prints the path-length table instead: for N = 2^K1 … 2^K2, the
+mean, 1st and 99th percentile of the path length (nodes traversed after the
+asking node, the owner included), the finger hops to the key's predecessor,
+and the paper's ½·log2 N.`,
 		Example: `  appnet chord sim --nodes 1024
-  appnet chord sim --nodes 1000 --fail 0.5 --successors 20 --csv`,
+  appnet chord sim --nodes 1000 --fail 0.5 --successors 20 --csv
+  appnet chord sim --nodes 500 --churn 0.1 --duration 1h --vnodes 1
+  appnet chord sim --sweep 4-14 --lookups 4000`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sweep != "" {
+				var k1, k2 int
+				if _, err := fmt.Sscanf(sweep, "%d-%d", &k1, &k2); err != nil || k1 < 1 || k2 < k1 || k2 > 16 {
+					return usagef("--sweep %q: want K1-K2 with 1 <= K1 <= K2 <= 16", sweep)
+				}
+				return a.chordSweep(cmd.Context(), k1, k2, lookups, seed, csv)
+			}
+			if duration <= 0 {
+				return usagef("--duration must be positive")
+			}
 			if nodes < 2 || nodes > 1<<16 {
 				return usagef("--nodes %d is not between 2 and 65536", nodes)
 			}
@@ -324,7 +344,7 @@ second, for 10 minutes of virtual time). --csv prints one row per measure.`,
 				row(fmt.Sprintf("after_fail_%.2f_stabilized", fail), st.Hops, fmt.Sprintf("%d/%d", st.Failed, st.Lookups))
 			}
 			if churn > 0 {
-				st := ring.Churn(ctx, churn, 10*time.Minute)
+				st := ring.Churn(ctx, churn, duration)
 				row(fmt.Sprintf("churn_%g_per_s", churn), st.Hops, fmt.Sprintf("%d/%d", st.Failed, st.Lookups))
 			}
 			for _, nd := range ring.Nodes {
@@ -354,5 +374,28 @@ second, for 10 minutes of virtual time). --csv prints one row per measure.`,
 	f.Float64Var(&churn, "churn", 0, "joins (and as many failures) per second of virtual time")
 	f.BoolVar(&csv, "csv", false, "print CSV for plotting")
 	f.Uint64Var(&seed, "seed", 1, "random seed")
+	f.StringVar(&sweep, "sweep", "", "print the path-length table for N = 2^K1 … 2^K2 (e.g. 4-14)")
+	f.DurationVar(&duration, "duration", 10*time.Minute, "virtual time of the churn run")
 	return cmd
+}
+
+func (a *app) chordSweep(ctx context.Context, k1, k2, lookups int, seed uint64, csv bool) error {
+	if csv {
+		fmt.Fprintln(a.stdout, "k,nodes,lookups,failed,mean,p1,p99,finger_hops,half_log2n,deviation")
+	} else {
+		fmt.Fprintf(a.stdout, "%-4s %7s %8s %6s %6s %6s %12s %11s %9s\n", "k", "nodes", "failed", "mean", "p1", "p99", "finger_hops", "½·log2 N", "vs ½·log2")
+	}
+	for k := k1; k <= k2; k++ {
+		row, err := sim.PathLengths(ctx, k, lookups, chord.Iterative, seed+uint64(k))
+		if err != nil {
+			return err
+		}
+		dev := 100 * (row.Length.Mean/row.Half - 1)
+		if csv {
+			fmt.Fprintf(a.stdout, "%d,%d,%d,%d,%.3f,%.0f,%.0f,%.3f,%.1f,%.1f\n", k, row.Nodes, row.Lookups, row.Failed, row.Length.Mean, row.Length.P1, row.Length.P99, row.Fingers.Mean, row.Half, dev)
+		} else {
+			fmt.Fprintf(a.stdout, "%-4d %7d %8s %6.2f %6.0f %6.0f %12.2f %11.1f %8.1f%%\n", k, row.Nodes, fmt.Sprintf("%d/%d", row.Failed, row.Lookups), row.Length.Mean, row.Length.P1, row.Length.P99, row.Fingers.Mean, row.Half, dev)
+		}
+	}
+	return nil
 }

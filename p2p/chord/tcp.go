@@ -20,17 +20,34 @@ const Proto = "chord/tcp"
 // TCPTransport sends requests over TCP, one at a time per connection,
 // keeping a few idle connections per peer for reuse. Its zero value is
 // ready to use.
+//
+// A peer may close an idle connection at any time (its idle timeout, a
+// restart at the same address). A connection idle longer than IdleTimeout
+// is not reused; and when a call on a reused connection fails, every idle
+// connection to that peer is dropped and the call is sent once more on a
+// fresh connection.
 type TCPTransport struct {
-	Host       string        // for the trace
-	Tracer     *trace.Tracer // nil: no trace
-	Timeout    time.Duration // per call when ctx has no deadline; 0: DefaultCallTimeout
-	MaxMessage int           // largest reply accepted; 0: DefaultMaxMessage
-	MaxIdle    int           // idle connections kept per peer; 0: 2
+	Host        string        // for the trace
+	Tracer      *trace.Tracer // nil: no trace
+	Timeout     time.Duration // per call when ctx has no deadline; 0: DefaultCallTimeout
+	MaxMessage  int           // largest reply accepted; 0: DefaultMaxMessage
+	MaxIdle     int           // idle connections kept per peer; 0: 2
+	IdleTimeout time.Duration // reuse a connection idle at most this long; 0: DefaultClientIdle
 
 	mu     sync.Mutex
-	idle   map[string][]net.Conn
+	idle   map[string][]idleConn
 	closed bool
 	seq    atomic.Int64
+}
+
+// DefaultClientIdle is how long a TCPTransport reuses an idle connection:
+// well under a Server's DefaultIdleTimeout, so the client gives up on a
+// connection before the server closes it.
+const DefaultClientIdle = 30 * time.Second
+
+type idleConn struct {
+	c     net.Conn
+	since time.Time
 }
 
 // Call sends req to addr and waits for the reply.
@@ -52,8 +69,9 @@ func (t *TCPTransport) Call(ctx context.Context, addr string, req *Message) (*Me
 	if len(frame)-4 > DefaultMaxMessage {
 		return nil, fmt.Errorf("%w: request of %d bytes", ErrTooLarge, len(frame)-4)
 	}
-	for attempt := 0; ; attempt++ {
-		conn, reused, err := t.get(ctx, addr)
+	fresh := false
+	for {
+		conn, reused, err := t.get(ctx, addr, fresh)
 		if err != nil {
 			return nil, fmt.Errorf("chord: %s: %w", addr, err)
 		}
@@ -63,8 +81,12 @@ func (t *TCPTransport) Call(ctx context.Context, addr string, req *Message) (*Me
 			return resp, nil
 		}
 		conn.Close()
-		// A pooled connection the peer closed while idle: dial afresh once.
-		if reused && attempt == 0 && ctx.Err() == nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
+		// A pooled connection the peer closed while idle: the others in
+		// the pool are likely closed too (the same idle timeout, or the
+		// peer restarted), so drop them all and dial afresh, once.
+		if reused && ctx.Err() == nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooLarge) {
+			t.drop(addr)
+			fresh = true
 			continue
 		}
 		return nil, fmt.Errorf("chord: %s: %w", addr, err)
@@ -96,22 +118,54 @@ func (t *TCPTransport) exchange(ctx context.Context, conn net.Conn, req *Message
 	return resp, nil
 }
 
-func (t *TCPTransport) get(ctx context.Context, addr string) (net.Conn, bool, error) {
+// get returns an idle connection to addr (reused = true) unless fresh, or
+// dials one. Idle connections past IdleTimeout are closed, not reused.
+func (t *TCPTransport) get(ctx context.Context, addr string, fresh bool) (net.Conn, bool, error) {
+	maxIdle := t.IdleTimeout
+	if maxIdle <= 0 {
+		maxIdle = DefaultClientIdle
+	}
+	var stale []net.Conn
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return nil, false, net.ErrClosed
 	}
-	if l := t.idle[addr]; len(l) > 0 {
-		c := l[len(l)-1]
+	var reuse net.Conn
+	for l := t.idle[addr]; len(l) > 0 && !fresh; l = t.idle[addr] {
+		ic := l[len(l)-1]
 		t.idle[addr] = l[:len(l)-1]
-		t.mu.Unlock()
-		return c, true, nil
+		if time.Since(ic.since) > maxIdle {
+			stale = append(stale, ic.c)
+			continue
+		}
+		reuse = ic.c
+		break
+	}
+	if len(t.idle[addr]) == 0 {
+		delete(t.idle, addr)
 	}
 	t.mu.Unlock()
+	for _, c := range stale {
+		c.Close()
+	}
+	if reuse != nil {
+		return reuse, true, nil
+	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	return c, false, err
+}
+
+// drop closes every idle connection to addr.
+func (t *TCPTransport) drop(addr string) {
+	t.mu.Lock()
+	l := t.idle[addr]
+	delete(t.idle, addr)
+	t.mu.Unlock()
+	for _, ic := range l {
+		ic.c.Close()
+	}
 }
 
 func (t *TCPTransport) put(addr string, c net.Conn) {
@@ -126,10 +180,10 @@ func (t *TCPTransport) put(addr string, c net.Conn) {
 		return
 	}
 	if t.idle == nil {
-		t.idle = map[string][]net.Conn{}
+		t.idle = map[string][]idleConn{}
 	}
 	c.SetDeadline(time.Time{}) //nolint:errcheck
-	t.idle[addr] = append(t.idle[addr], c)
+	t.idle[addr] = append(t.idle[addr], idleConn{c, time.Now()})
 }
 
 // Close closes the idle connections; later calls fail.
@@ -138,8 +192,8 @@ func (t *TCPTransport) Close() error {
 	defer t.mu.Unlock()
 	t.closed = true
 	for a, l := range t.idle {
-		for _, c := range l {
-			c.Close()
+		for _, ic := range l {
+			ic.c.Close()
 		}
 		delete(t.idle, a)
 	}

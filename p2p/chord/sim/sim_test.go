@@ -7,7 +7,11 @@ import (
 	"time"
 
 	"appnet/p2p/chord"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func simConfig(r int) chord.Config {
 	return chord.Config{Bits: 160, Successors: r, Replicas: -1,
@@ -15,22 +19,58 @@ func simConfig(r int) chord.Config {
 		CheckPredecessorInterval: time.Second, ReplicateInterval: time.Hour, ExpireInterval: time.Hour}
 }
 
+// TestPathLength checks the mean path length against ½·log2 N (Stoica et
+// al. Fig. 10(a)) for N = 2^4 … 2^12 in both lookup modes; the whole table
+// to 2^14 is `appnet chord sim --sweep 4-14`. Within ±15% from N = 2^5 on;
+// at N = 2^4 the constant last step to the owner puts the mean at +17%
+// (see PathLengths), so there the test checks the explanation instead: the
+// finger hops stay at most ½·log2 N and the path length at most one more.
 func TestPathLength(t *testing.T) {
 	ctx := context.Background()
-	for k := 6; k <= 10; k += 2 { // 2^4 comes out at +17%: see the package report
-		n := 1 << k
-		r, err := NewRing(n, simConfig(chord.SuccessorsFor(n)), uint64(k))
-		if err != nil {
-			t.Fatal(err)
+	for k := 4; k <= 12; k++ {
+		modes := []chord.LookupMode{chord.Iterative, chord.Recursive}
+		if k > 10 {
+			modes = modes[:1] // the modes agree; keep the default run short
 		}
-		for _, mode := range []chord.LookupMode{chord.Iterative, chord.Recursive} {
-			st := r.Lookups(ctx, 2000, mode)
-			want := 0.5 * float64(k)
-			t.Logf("N = 2^%d %v: mean %.2f hops (½·log2 N = %.1f), 1st %.0f, 99th %.0f, failed %d", k, mode, st.Hops.Mean, want, st.Hops.P1, st.Hops.P99, st.Failed)
-			if st.Failed != 0 || math.Abs(st.Hops.Mean-want) > 0.15*want {
-				t.Errorf("N = 2^%d: mean path %.2f, want %.1f ± 15%% (failed %d)", k, st.Hops.Mean, want, st.Failed)
+		for _, mode := range modes {
+			row, err := PathLengths(ctx, k, 2000, mode, uint64(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev := row.Length.Mean/row.Half - 1
+			t.Logf("N = 2^%-2d %-9v: path length mean %.2f (½·log2 N = %.1f, %+.1f%%), 1st %.0f, 99th %.0f; finger hops %.2f; failed %d",
+				k, mode, row.Length.Mean, row.Half, 100*dev, row.Length.P1, row.Length.P99, row.Fingers.Mean, row.Failed)
+			switch {
+			case row.Failed != 0:
+				t.Errorf("N = 2^%d: %d lookups failed", k, row.Failed)
+			case k >= 5 && math.Abs(dev) > 0.15:
+				t.Errorf("N = 2^%d: mean path %.2f, want %.1f ± 15%%", k, row.Length.Mean, row.Half)
+			case k < 5 && (row.Fingers.Mean > row.Half || row.Length.Mean > row.Half+1):
+				t.Errorf("N = 2^%d: finger hops %.2f, path %.2f; want at most %.1f and %.1f", k, row.Fingers.Mean, row.Length.Mean, row.Half, row.Half+1)
 			}
 		}
+	}
+}
+
+// TestChurn: lookups under joins and failures (Stoica et al. §6.4, Fig.
+// 12 style) mostly succeed; the CLI's --churn gives the table.
+func TestChurn(t *testing.T) {
+	ctx := context.Background()
+	cfg := simConfig(chord.SuccessorsFor(200))
+	cfg.StabilizeInterval, cfg.FixFingersInterval, cfg.CheckPredecessorInterval = 30*time.Second, 3*time.Second, 30*time.Second
+	r, err := NewRing(200, cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	r.Clock.Run(time.Minute)
+	st := r.Churn(ctx, 0.2, 10*time.Minute)
+	t.Logf("churn 0.2/s on 200 nodes: %d of %d lookups failed (%.1f%%), mean path %.2f", st.Failed, st.Lookups, 100*float64(st.Failed)/float64(st.Lookups), st.Hops.Mean)
+	if st.Lookups < 500 || float64(st.Failed) > 0.05*float64(st.Lookups) {
+		t.Errorf("%d of %d lookups failed under churn", st.Failed, st.Lookups)
+	}
+	for _, nd := range r.Nodes {
+		nd.Stop()
 	}
 }
 
