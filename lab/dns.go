@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,16 @@ type DNSConfig struct {
 	Rotate  bool     `toml:"rotate"`   // rotate address RRsets between answers
 	// TSIGKeys may sign dynamic UPDATEs: "[ALG:]NAME:BASE64SECRET" each.
 	TSIGKeys []string `toml:"tsig_keys"`
+	// AllowTransfer lists the secondaries of every zone of the host
+	// ("ADDR:PORT", the port mapped like the lab's own): they may AXFR
+	// the zones and are sent NOTIFY when a serial changes.
+	AllowTransfer []string `toml:"allow_transfer"`
+	// Secondary makes the host a secondary: "ZONE@ADDR:PORT" each, the
+	// zone transferred from that primary (its port mapped likewise).
+	Secondary []string `toml:"secondary"`
+	// Persist writes each accepted UPDATE to the zone's file in the host's
+	// folder before answering (default true).
+	Persist bool `toml:"persist"`
 }
 
 // DNSResolverConfig is the [host.NAME.dns-resolver] table: the local name
@@ -45,7 +56,7 @@ type DNSResolverConfig struct {
 func init() {
 	Register("dns", "an authoritative DNS name server for zones written inline (dns/authserver)",
 		func() *DNSConfig {
-			return &DNSConfig{Port: 53, UDPSize: authserver.DefaultUDPSize, Rotate: true}
+			return &DNSConfig{Port: 53, UDPSize: authserver.DefaultUDPSize, Rotate: true, Persist: true}
 		},
 		validateDNS, startDNS)
 	Register("dns-resolver", "a caching local DNS resolver that walks from the root hints (dns/resolver)",
@@ -75,8 +86,18 @@ func validateDNS(c *DNSConfig) error {
 	if err := CheckPort("port", c.Port); err != nil || c.Port == 0 {
 		return FieldError("port", "%d is not a port", c.Port)
 	}
-	if len(c.Zones) == 0 {
-		return FieldError("zones", "give at least one zone")
+	if len(c.Zones) == 0 && len(c.Secondary) == 0 {
+		return FieldError("zones", "give at least one zone (or a secondary zone)")
+	}
+	for _, sec := range c.Secondary {
+		if _, _, err := parseSecondary(sec); err != nil {
+			return FieldError("secondary", "%v", err)
+		}
+	}
+	for _, t := range c.AllowTransfer {
+		if _, err := netip.ParseAddrPort(t); err != nil {
+			return FieldError("allow_transfer", "%q is not ADDR:PORT", t)
+		}
 	}
 	zs, err := parseZones(c.Zones, "")
 	if err != nil {
@@ -94,6 +115,16 @@ func validateDNS(c *DNSConfig) error {
 		return FieldError("udp_size", "%d is not between 512 and 65535", c.UDPSize)
 	}
 	return nil
+}
+
+// parseSecondary reads "ZONE@ADDR:PORT".
+func parseSecondary(s string) (string, netip.AddrPort, error) {
+	z, p, ok := strings.Cut(s, "@")
+	ap, err := netip.ParseAddrPort(p)
+	if !ok || z == "" || err != nil {
+		return "", netip.AddrPort{}, fmt.Errorf("%q is not ZONE@ADDR:PORT", s)
+	}
+	return dns.CanonicalName(z), ap, nil
 }
 
 func validateDNSResolver(c *DNSResolverConfig) error {
@@ -160,8 +191,10 @@ func (d *dnsRunner) addr() string { return d.endpoints[0].Addr.String() }
 
 type dnsAuth struct {
 	dnsRunner
-	zones []*zone.Zone
-	keys  []string
+	zones     []*zone.Zone
+	keys      []string
+	server    *authserver.Server
+	secondary []string // zones transferred from a primary
 }
 
 func startDNS(ctx context.Context, env *Env, c *DNSConfig) (Service, error) {
@@ -204,7 +237,29 @@ func startDNS(ctx context.Context, env *Env, c *DNSConfig) (Service, error) {
 		}
 		s.Keys[key.Name] = key.Secret
 	}
-	d := &dnsAuth{dnsRunner: dnsRunner{env: env}, zones: zs, keys: c.TSIGKeys}
+	s.Persist = c.Persist
+	for _, sec := range c.Secondary {
+		z, ap, _ := parseSecondary(sec)
+		if s.Primaries == nil {
+			s.Primaries = map[string]string{}
+		}
+		s.Primaries[z] = netip.AddrPortFrom(ap.Addr(), uint16(env.Ports.Map(int(ap.Port())))).String()
+	}
+	if len(c.AllowTransfer) > 0 {
+		s.AllowTransfer = map[string][]netip.AddrPort{}
+		for _, t := range c.AllowTransfer {
+			ap, _ := netip.ParseAddrPort(t)
+			ap = netip.AddrPortFrom(ap.Addr(), uint16(env.Ports.Map(int(ap.Port()))))
+			for _, z := range zs {
+				s.AllowTransfer[z.Origin] = append(s.AllowTransfer[z.Origin], ap)
+			}
+		}
+	}
+	d := &dnsAuth{dnsRunner: dnsRunner{env: env}, zones: zs, keys: c.TSIGKeys, server: s}
+	for z := range s.Primaries {
+		d.secondary = append(d.secondary, z)
+	}
+	slices.Sort(d.secondary)
 	if err := d.listen(ctx, c.Port, s.ServePacket, s.Serve, s.Shutdown); err != nil {
 		return nil, err
 	}
@@ -217,6 +272,14 @@ func (d *dnsAuth) Try() []string {
 	for _, z := range d.zones {
 		out = append(out, fmt.Sprintf("dig @%s -p %d %s SOA +norec   # or: appnet dig @%s %s SOA", a.Addr(), a.Port(), z.Origin, a, z.Origin))
 	}
+	for _, z := range d.secondary {
+		out = append(out, fmt.Sprintf("dig @%s -p %d %s SOA +norec   # a secondary: transferred from %s", a.Addr(), a.Port(), z, d.server.Primaries[z]))
+	}
+	if len(d.zones) > 0 {
+		if list := d.server.AllowTransfer[d.zones[0].Origin]; len(list) > 0 {
+			out = append(out, fmt.Sprintf("dig -b %s @%s -p %d %s AXFR   # the zone transfer its secondary gets (from any other address: refused)", list[0].Addr(), a.Addr(), a.Port(), d.zones[0].Origin))
+		}
+	}
 	if len(d.keys) > 0 && len(d.zones) > 0 {
 		out = append(out, fmt.Sprintf("appnet dns register --tld-server %s --key %s mydomain.%s dns1.mydomain.%s 212.212.212.1", a, d.keys[0], strings.TrimSuffix(d.zones[0].Origin, "."), strings.TrimSuffix(d.zones[0].Origin, ".")))
 	}
@@ -225,16 +288,36 @@ func (d *dnsAuth) Try() []string {
 
 func (d *dnsAuth) Check(ctx context.Context) []Probe {
 	var probes []Probe
+	origins := make([]string, 0, len(d.zones)+len(d.secondary))
 	for _, z := range d.zones {
-		p := Probe{What: fmt.Sprintf("dns/udp %s SOA %s", d.addr(), z.Origin)}
-		r, err := dig.Query(ctx, dig.Options{Server: d.addr(), NoRec: true, Timeout: 2 * time.Second, Host: "lab-check", Tracer: d.env.Tracer}, z.Origin, dns.TypeSOA)
-		switch {
-		case err != nil:
-			p.Err = err
-		case r.Msg.Rcode != dns.RcodeSuccess || !r.Msg.Authoritative || len(r.Msg.Answer) != 1:
-			p.Err = fmt.Errorf("want an authoritative SOA, got %s aa=%v with %d answers", dns.RcodeToString[r.Msg.Rcode], r.Msg.Authoritative, len(r.Msg.Answer))
-		default:
-			p.Detail = fmt.Sprintf("aa, serial %d, in %v", r.Msg.Answer[0].(*dns.SOA).Serial, r.RTT.Round(10*time.Microsecond))
+		origins = append(origins, z.Origin)
+	}
+	origins = append(origins, d.secondary...)
+	for i, origin := range origins {
+		secondary := i >= len(d.zones)
+		p := Probe{What: fmt.Sprintf("dns/udp %s SOA %s", d.addr(), origin)}
+		if secondary {
+			p.What += " (secondary)"
+		}
+		// A secondary may still be transferring its zone: ask a few times.
+		for try := 0; ; try++ {
+			r, err := dig.Query(ctx, dig.Options{Server: d.addr(), NoRec: true, Timeout: 2 * time.Second, Host: "lab-check", Tracer: d.env.Tracer}, origin, dns.TypeSOA)
+			p.Err, p.Detail = nil, ""
+			switch {
+			case err != nil:
+				p.Err = err
+			case r.Msg.Rcode != dns.RcodeSuccess || !r.Msg.Authoritative || len(r.Msg.Answer) != 1:
+				p.Err = fmt.Errorf("want an authoritative SOA, got %s aa=%v with %d answers", dns.RcodeToString[r.Msg.Rcode], r.Msg.Authoritative, len(r.Msg.Answer))
+			default:
+				p.Detail = fmt.Sprintf("aa, serial %d, in %v", r.Msg.Answer[0].(*dns.SOA).Serial, r.RTT.Round(10*time.Microsecond))
+				if secondary {
+					p.Detail += ", transferred from " + d.server.Primaries[origin]
+				}
+			}
+			if p.Err == nil || !secondary || try >= 20 || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 		probes = append(probes, p)
 	}

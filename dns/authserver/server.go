@@ -9,8 +9,21 @@
 // buffer (RFC 1035 §4.2.1, RFC 2181 §9). Several address records of one
 // name are rotated between answers, the course's load distribution.
 //
-// The message codec and the socket plumbing are github.com/miekg/dns's;
-// what the server answers is decided here.
+// More servers can carry a zone: a primary lets the secondaries listed
+// for a zone transfer it (AXFR over TCP, RFC 5936) and sends them NOTIFY
+// (RFC 1996) when its serial changes; a secondary follows its primary by
+// SOA serial checks and transfers, on NOTIFY and on the SOA refresh
+// timer. Dynamic UPDATEs (RFC 2136) signed with TSIG (RFC 8945) change
+// the zones; with Persist each is written to the zone file, atomically
+// and synced, before it is acknowledged.
+//
+// UDP is served by a few long-lived readers per socket (one socket each
+// when the socket allows SO_REUSEPORT, see ListenPacket), reading and
+// writing many datagrams per system call; an answer to a plain query is
+// packed once per version of the zones and question, and sent again with
+// the ID, flags and letter case patched (see answerCache). The message
+// codec and TCP plumbing are github.com/miekg/dns's; what the server
+// answers is decided here.
 package authserver
 
 import (
@@ -19,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +40,7 @@ import (
 	"github.com/miekg/dns"
 
 	"appnet/dns/dnstrace"
+	"appnet/dns/internal/udploop"
 	"appnet/dns/zone"
 	"appnet/trace"
 )
@@ -51,20 +66,47 @@ type Server struct {
 	// (RFC 2136): key name (fully qualified) -> base64 secret. No keys:
 	// every UPDATE is refused.
 	Keys map[string]string
+	// AllowTransfer lists, per zone apex, its secondaries: they may
+	// transfer the zone (AXFR over TCP from that address; others are
+	// refused), and each is sent NOTIFY at that address and port when the
+	// zone's serial changes (RFC 1996).
+	AllowTransfer map[string][]netip.AddrPort
+	// Primaries makes this server a secondary (RFC 1996, RFC 5936): zone
+	// apex -> its primary's host:port. The zone is transferred from the
+	// primary when serving starts, on the primary's NOTIFY and on the SOA
+	// refresh timer, whenever the primary's serial is newer.
+	Primaries map[string]string
+	// Persist makes every accepted UPDATE durable before it is answered:
+	// the zone's file (Zone.File) is rewritten atomically, with the new
+	// serial, and synced, so a kill -9 or a reload keeps it.
+	Persist bool
 
 	zones    atomic.Pointer[zone.Set]
+	answers  atomic.Pointer[answerCache] // packed answers of the current zones
 	turn     atomic.Uint32
 	updateMu sync.Mutex // one UPDATE at a time
 
-	mu      sync.Mutex
-	closed  bool
-	running []*running
+	mu       sync.Mutex
+	closed   bool
+	running  []*running
+	loops    []*loopRun
+	bg       sync.WaitGroup // NOTIFY senders, secondary refreshers
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+
+	secOnce, secStart sync.Once
+	secondaries       []*secondaryZone
 }
 
 type running struct {
 	srv     *dns.Server
 	started chan struct{}
 	done    chan struct{}
+}
+
+type loopRun struct {
+	l    *udploop.Loop
+	done chan struct{}
 }
 
 // New returns a server for the zones in set, with rotation on.
@@ -76,7 +118,11 @@ func New(set *zone.Set) *Server {
 
 // SetZones replaces the zones the server answers from. Queries being
 // answered finish with the zones they started with.
-func (s *Server) SetZones(set *zone.Set) { s.zones.Store(set) }
+func (s *Server) SetZones(set *zone.Set) {
+	prev := s.zones.Swap(set)
+	s.answers.Store(newAnswerCache(set))
+	s.notifyChanged(prev, set)
+}
 
 // Zones returns the zones the server answers from.
 func (s *Server) Zones() *zone.Set { return s.zones.Load() }
@@ -95,9 +141,33 @@ func (s *Server) udpSize() int {
 	return DefaultUDPSize
 }
 
-// ServePacket answers queries arriving on pc until Shutdown.
+// ServePacket answers queries arriving on pc until Shutdown, with a few
+// long-lived reader goroutines (udploop.Readers) that answer repeated
+// questions from packed answers (see answerCache).
 func (s *Server) ServePacket(pc net.PacketConn) error {
-	return s.serve(&dns.Server{PacketConn: pc, UDPSize: dns.MaxMsgSize})
+	s.startSecondaries()
+	h := &packetHandler{s: s}
+	l := udploop.New(pc, h.handle)
+	h.l = l
+	r := &loopRun{l: l, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		pc.Close()
+		return ErrServerClosed
+	}
+	s.loops = append(s.loops, r)
+	s.mu.Unlock()
+	err := l.Serve(0)
+	pc.Close()
+	close(r.done)
+	if l.Stopping() {
+		return ErrServerClosed
+	}
+	if err != nil {
+		return fmt.Errorf("authserver: %w", err)
+	}
+	return nil
 }
 
 // Serve answers queries on the TCP connections ln accepts until Shutdown.
@@ -105,9 +175,18 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.serve(&dns.Server{Listener: ln, ReadTimeout: 10 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
 }
 
+// ListenPacket opens a UDP socket at addr for ServePacket (of this
+// package or of dns/resolver) with SO_REUSEPORT set, so that each of the
+// server's readers gets a socket of its own on the same address, which on
+// Linux spreads the datagrams over the readers instead of queueing them on
+// one socket.
+func ListenPacket(ctx context.Context, addr string) (net.PacketConn, error) {
+	return udploop.ListenPacket(ctx, "udp", addr)
+}
+
 // ListenAndServe serves UDP and TCP on addr (host:port) until Shutdown.
 func (s *Server) ListenAndServe(addr string) error {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, err := udploop.ListenPacket(context.Background(), "udp", addr)
 	if err != nil {
 		return fmt.Errorf("authserver: %w", err)
 	}
@@ -123,6 +202,7 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 func (s *Server) serve(srv *dns.Server) error {
+	s.startSecondaries()
 	r := &running{srv: srv, started: make(chan struct{}), done: make(chan struct{})}
 	defer close(r.done)
 	srv.Handler = dns.HandlerFunc(s.serveDNS)
@@ -166,8 +246,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closed = true
 	rs := s.running
 	s.running = nil
+	ls := s.loops
+	s.loops = nil
+	if s.bgCancel != nil {
+		s.bgCancel()
+	}
 	s.mu.Unlock()
 	var errs []error
+	for _, l := range ls {
+		l.l.Stop()
+	}
+	for _, l := range ls {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+		}
+	}
 	for _, r := range rs {
 		select {
 		case <-r.started:
@@ -182,6 +277,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, ctx.Err())
 		}
 	}
+	bgDone := make(chan struct{})
+	go func() { s.bg.Wait(); close(bgDone) }()
+	select {
+	case <-bgDone:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
 	return errors.Join(errs...)
 }
 
@@ -193,7 +295,7 @@ func acceptMsg(dh dns.Header) dns.MsgAcceptAction {
 	if dh.Bits&qr != 0 {
 		return dns.MsgIgnore
 	}
-	if op := int(dh.Bits>>11) & 0xF; op != dns.OpcodeQuery && op != dns.OpcodeUpdate {
+	if op := int(dh.Bits>>11) & 0xF; op != dns.OpcodeQuery && op != dns.OpcodeUpdate && op != dns.OpcodeNotify {
 		return dns.MsgRejectNotImplemented
 	}
 	if dh.Qdcount != 1 {
@@ -213,9 +315,15 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 		c.Recv(dnstrace.Query(req))
 	}
 	var resp *dns.Msg
-	if req.Opcode == dns.OpcodeUpdate {
+	switch {
+	case req.Opcode == dns.OpcodeUpdate:
 		resp = s.update(req, w.TsigStatus())
-	} else {
+	case req.Opcode == dns.OpcodeNotify:
+		resp = s.notifyIn(req, w.RemoteAddr())
+	case tcp && req.Opcode == dns.OpcodeQuery && len(req.Question) == 1 && (req.Question[0].Qtype == dns.TypeAXFR || req.Question[0].Qtype == dns.TypeIXFR):
+		s.transferOut(w, req, c)
+		return
+	default:
 		resp = s.Answer(req, tcp)
 	}
 	if resp == nil {
@@ -234,6 +342,12 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 // UDP, or nil when the message is to be dropped. It never changes the
 // zones' records.
 func (s *Server) Answer(req *dns.Msg, tcp bool) *dns.Msg {
+	return s.answer(s.Zones(), req, tcp, -1)
+}
+
+// answer is Answer from the zones of set; turn >= 0 rotates every
+// address RRset by turn places instead of by the server's counter.
+func (s *Server) answer(set *zone.Set, req *dns.Msg, tcp bool, turn int) *dns.Msg {
 	if req.Response {
 		return nil
 	}
@@ -268,7 +382,7 @@ func (s *Server) Answer(req *dns.Msg, tcp bool) *dns.Msg {
 		resp.Rcode = dns.RcodeNotImplemented
 		return resp
 	}
-	z := s.Zones().Find(q.Name)
+	z := set.Find(q.Name)
 	if z == nil {
 		resp.Rcode = dns.RcodeRefused // RFC 8906 §3.1.5: not our zone
 		return resp
@@ -277,7 +391,7 @@ func (s *Server) Answer(req *dns.Msg, tcp bool) *dns.Msg {
 	switch r.Kind {
 	case zone.Success:
 		resp.Authoritative = true
-		resp.Answer = s.rotate(r.Answer)
+		resp.Answer = s.rotate(r.Answer, turn)
 		resp.Extra = append(resp.Extra, z.Additional(r.Answer, r.Answer)...)
 	case zone.Referral:
 		resp.Ns = r.Ns
@@ -323,7 +437,7 @@ func fit(resp *dns.Msg, size int) {
 
 // rotate returns the records with every address RRset of more than one
 // record turned by one place more than the previous answer's.
-func (s *Server) rotate(rrs []dns.RR) []dns.RR {
+func (s *Server) rotate(rrs []dns.RR, turn int) []dns.RR {
 	if !s.Rotate {
 		return rrs
 	}
@@ -340,7 +454,10 @@ func (s *Server) rotate(rrs []dns.RR) []dns.RR {
 				out = append([]dns.RR(nil), rrs...)
 				copied = true
 			}
-			k := int(s.turn.Add(1)-1) % n
+			k := turn % n
+			if turn < 0 {
+				k = int(s.turn.Add(1)-1) % n
+			}
 			for m := range n {
 				out[i+m] = rrs[i+(m+k)%n]
 			}

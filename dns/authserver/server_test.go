@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,13 @@ import (
 	"appnet/trace"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		runChild()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 const testZone = `$ORIGIN umass.test.
 $TTL 300
@@ -51,6 +58,13 @@ func start(t *testing.T, texts ...string) (*Server, string) {
 // startWith is start with a chance to set the server's fields first.
 func startWith(t *testing.T, configure func(*Server), texts ...string) (*Server, string) {
 	t.Helper()
+	pc, ln := listenBoth(t)
+	return startOn(t, pc, ln, configure, texts...)
+}
+
+// startOn serves texts on the sockets given.
+func startOn(t *testing.T, pc net.PacketConn, ln net.Listener, configure func(*Server), texts ...string) (*Server, string) {
+	t.Helper()
 	var zs []*zone.Zone
 	for _, text := range texts {
 		z, err := zone.Parse(strings.NewReader(text), "", "test.zone")
@@ -68,15 +82,6 @@ func startWith(t *testing.T, configure func(*Server), texts ...string) (*Server,
 	if configure != nil {
 		configure(s)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
 	errc := make(chan error, 2)
 	go func() { errc <- s.ServePacket(pc) }()
 	go func() { errc <- s.Serve(ln) }()
@@ -93,6 +98,25 @@ func startWith(t *testing.T, configure func(*Server), texts ...string) (*Server,
 		}
 	})
 	return s, pc.LocalAddr().String()
+}
+
+// listenBoth opens UDP and TCP on one free loopback port (other tests on
+// the machine may hold the TCP port of a free UDP one: try a few).
+func listenBoth(t *testing.T) (net.PacketConn, net.Listener) {
+	t.Helper()
+	for range 50 {
+		pc, err := ListenPacket(context.Background(), "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		pc.Close()
+	}
+	t.Fatal("no port free for UDP and TCP")
+	return nil, nil
 }
 
 func ask(t *testing.T, addr, network, name string, qtype uint16, edns int) *dns.Msg {

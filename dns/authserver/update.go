@@ -78,6 +78,14 @@ func (s *Server) update(req *dns.Msg, tsigErr error) *dns.Msg {
 			resp.Rcode = dns.RcodeServerFailure
 			return signed(resp)
 		}
+		if s.Persist {
+			// Durable before it is acknowledged (and before it is served).
+			if err := writeZoneFile(next); err != nil {
+				s.logger().Error("authserver: UPDATE not applied: the zone could not be saved", "zone", origin, "err", err)
+				resp.Rcode = dns.RcodeServerFailure
+				return signed(resp)
+			}
+		}
 		s.SetZones(ns)
 		s.logger().Info("authserver: zone updated", "zone", origin, "serial", next.SOA.Serial, "key", t.Hdr.Name)
 	}
@@ -150,7 +158,12 @@ func applyUpdates(z *zone.Zone, updates []dns.RR) (*zone.Zone, int, error) {
 			return nil, dns.RcodeFormatError, nil
 		}
 	}
+	// Copies: building the next version canonicalizes the records in
+	// place, and the current version is being read by other queries.
 	rrs := z.Records()
+	for i, rr := range rrs {
+		rrs[i] = dns.Copy(rr)
+	}
 	soa := dns.Copy(z.SOA).(*dns.SOA)
 	rrs[0] = soa
 	changed := false

@@ -3,7 +3,6 @@ package resolver
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"appnet/dns/internal/dnstest"
+	"appnet/dns/internal/udploop"
 	"appnet/dns/zone"
 	"appnet/internal/testnet"
 )
@@ -33,7 +33,7 @@ func BenchmarkCacheHitsVsUnbound(b *testing.B) {
 	r := New([]zone.Server{{Name: "a.root.test.", Addrs: []netip.Addr{netip.MustParseAddr("127.0.59.1")}}}, 0)
 	r.Port = port
 	s := &Server{Resolver: r}
-	pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.59.10:%d", lport))
+	pc, err := udploop.ListenPacket(context.Background(), "udp", fmt.Sprintf("127.0.59.10:%d", lport))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,8 +75,7 @@ stub-zone:
 	}
 	queries := "www.umass.test A\n"
 	b.ResetTimer()
-	oq := dnstest.Dnsperf(b, dnsperf, dir, "127.0.59.10", lport, 3, queries)
-	uq := dnstest.Dnsperf(b, dnsperf, dir, "127.0.59.11", lport, 3, queries)
+	oq, uq := dnstest.Alternate(b, dnsperf, dir, "127.0.59.10", "127.0.59.11", lport, queries)
 	b.StopTimer()
 	b.ReportMetric(oq, "appnet-q/s")
 	b.ReportMetric(uq, "unbound-q/s")

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -47,6 +48,10 @@ type entry struct {
 type Cache struct {
 	now func() time.Time
 	max int
+
+	// gen counts the stores: a packed answer made from the cache is used
+	// only while nothing was stored since (packedCache).
+	gen atomic.Uint64
 
 	mu    sync.Mutex
 	items map[cacheKey]*list.Element
@@ -120,6 +125,7 @@ func (c *Cache) put(e *entry, ttl uint32) {
 	e.expires = now.Add(time.Duration(ttl) * time.Second)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.gen.Add(1)
 	if el, ok := c.items[e.key]; ok {
 		old := el.Value.(*entry)
 		if old.rank > e.rank && now.Before(old.expires) {

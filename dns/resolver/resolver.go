@@ -11,7 +11,11 @@
 // queries, and caps the work one question may cause (depth, number of
 // queries, time), answering SERVFAIL with a logged reason when it gives up.
 //
-// Resolver is the library; Server puts it on UDP and TCP sockets.
+// Resolver is the library; Server puts it on UDP and TCP sockets. Over
+// UDP a question the cache alone answered is kept as a packed answer with
+// each record's absolute expiry, and the same question again is answered
+// by copying it and patching the ID, flags, letter case and counted-down
+// TTLs in place, while the cache has stored nothing since (packedCache).
 package resolver
 
 import (

@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"appnet/dns/dnstrace"
+	"appnet/dns/internal/udploop"
 	"appnet/trace"
 )
 
@@ -36,9 +37,17 @@ type Server struct {
 	ctx    context.Context // cancelled by Shutdown: resolutions in flight end
 	cancel context.CancelFunc
 
+	packed packedCache // packed answers to repeated questions
+
 	mu      sync.Mutex
 	closed  bool
 	running []*running
+	loops   []*loopRun
+}
+
+type loopRun struct {
+	l    *udploop.Loop
+	done chan struct{}
 }
 
 type running struct {
@@ -58,9 +67,36 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// ServePacket answers queries arriving on pc until Shutdown.
+// ServePacket answers queries arriving on pc until Shutdown. A few
+// long-lived readers (udploop) answer repeated questions from packed
+// answers at once (packedCache); every other question is resolved in a
+// goroutine of its own (at most MaxInFlight at once; beyond that the
+// question is dropped and the client asks again).
 func (s *Server) ServePacket(pc net.PacketConn) error {
-	return s.serve(&dns.Server{PacketConn: pc, UDPSize: dns.MaxMsgSize})
+	s.init()
+	h := &packetHandler{s: s, sem: make(chan struct{}, MaxInFlight)}
+	l := udploop.New(pc, h.handle)
+	h.l = l
+	r := &loopRun{l: l, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		pc.Close()
+		return ErrServerClosed
+	}
+	s.loops = append(s.loops, r)
+	s.mu.Unlock()
+	err := l.Serve(0)
+	h.wg.Wait()
+	pc.Close()
+	close(r.done)
+	if l.Stopping() {
+		return ErrServerClosed
+	}
+	if err != nil {
+		return fmt.Errorf("resolver: %w", err)
+	}
+	return nil
 }
 
 // Serve answers queries on the TCP connections ln accepts until Shutdown.
@@ -108,9 +144,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closed = true
 	rs := s.running
 	s.running = nil
+	ls := s.loops
+	s.loops = nil
 	s.mu.Unlock()
 	s.cancel()
 	var errs []error
+	for _, l := range ls {
+		l.l.Stop()
+	}
+	for _, l := range ls {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+		}
+	}
 	for _, r := range rs {
 		select {
 		case <-r.started:
@@ -152,7 +200,7 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if c != nil {
 		c.Recv(dnstrace.Query(req))
 	}
-	resp := s.Answer(s.ctx, req, tcp, c)
+	resp, _ := s.answer(s.ctx, req, tcp, c)
 	if c != nil {
 		c.Send(dnstrace.Reply(resp))
 	}
@@ -163,7 +211,13 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 
 // Answer resolves req for a client and returns the answer to send.
 func (s *Server) Answer(ctx context.Context, req *dns.Msg, tcp bool, c *trace.Conv) *dns.Msg {
-	resp := new(dns.Msg)
+	resp, _ := s.answer(ctx, req, tcp, c)
+	return resp
+}
+
+// answer is Answer; cached says the answer came from the cache alone.
+func (s *Server) answer(ctx context.Context, req *dns.Msg, tcp bool, c *trace.Conv) (resp *dns.Msg, cached bool) {
+	resp = new(dns.Msg)
 	resp.SetReply(req)
 	resp.RecursionAvailable = true
 	size := dns.MinMsgSize
@@ -172,28 +226,28 @@ func (s *Server) Answer(ctx context.Context, req *dns.Msg, tcp bool, c *trace.Co
 		resp.SetEdns0(1232, false)
 		if opt.Version() != 0 {
 			resp.Rcode = dns.RcodeBadVers
-			return resp
+			return resp, false
 		}
 	}
 	if len(req.Question) != 1 {
 		resp.Rcode = dns.RcodeFormatError
-		return resp
+		return resp, false
 	}
 	q := req.Question[0]
 	switch {
 	case q.Qclass != dns.ClassINET:
 		resp.Rcode = dns.RcodeRefused
-		return resp
+		return resp, false
 	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR || q.Qtype == dns.TypeOPT:
 		resp.Rcode = dns.RcodeNotImplemented
-		return resp
+		return resp, false
 	}
 	var a *Answer
 	if !req.RecursionDesired {
 		rrs, rcode, soa, ok := s.Resolver.Cache.Lookup(q.Name, q.Qtype)
 		if !ok {
 			resp.Rcode = dns.RcodeRefused
-			return resp
+			return resp, false
 		}
 		a = &Answer{Rcode: rcode, Answer: rrs, Cached: true}
 		if soa != nil {
@@ -215,7 +269,7 @@ func (s *Server) Answer(ctx context.Context, req *dns.Msg, tcp bool, c *trace.Co
 			s.logger().Warn("resolver: SERVFAIL", "question", q.Name+" "+dns.TypeToString[q.Qtype], "reason", err)
 			c.Notef("SERVFAIL: %v", err)
 			resp.Rcode = dns.RcodeServerFailure
-			return resp
+			return resp, false
 		}
 		if a.Cached {
 			c.Notef("answered from the cache")
@@ -228,5 +282,5 @@ func (s *Server) Answer(ctx context.Context, req *dns.Msg, tcp bool, c *trace.Co
 		resp.Truncated = true
 		resp.Answer, resp.Ns = nil, nil
 	}
-	return resp
+	return resp, a.Cached
 }

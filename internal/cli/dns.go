@@ -46,10 +46,13 @@ func loadZones(files []string) (*zone.Set, error) {
 	return zone.NewSet(zs...)
 }
 
-// listenBoth opens UDP and TCP on one address.
+// listenBoth opens UDP and TCP on one address. The UDP socket allows
+// SO_REUSEPORT, so that the server can give each of its readers a socket
+// of its own; the TCP listener does not, so a second server on the same
+// address still fails with "address already in use".
 func listenBoth(ctx context.Context, addr string) (net.PacketConn, net.Listener, error) {
 	var lc net.ListenConfig
-	pc, err := lc.ListenPacket(ctx, "udp", addr)
+	pc, err := authserver.ListenPacket(ctx, addr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -63,13 +66,16 @@ func listenBoth(ctx context.Context, addr string) (net.PacketConn, net.Listener,
 
 func (a *app) dnsServeCommand() *cobra.Command {
 	var (
-		listen   string
-		udpSize  int
-		noRotate bool
-		keys     []string
+		listen      string
+		udpSize     int
+		noRotate    bool
+		noPersist   bool
+		keys        []string
+		transferTo  []string
+		secondaries []string
 	)
 	cmd := &cobra.Command{
-		Use:   "serve --listen ADDR ZONEFILE...",
+		Use:   "serve --listen ADDR [--secondary ZONE@PRIMARY]... [ZONEFILE...]",
 		Short: "serve zone files as an authoritative name server over UDP and TCP, until Ctrl-C",
 		Long: `Serve loads each ZONEFILE (RFC 1035 master file; the apex is the owner of its
 SOA record) and answers questions about those zones with the AA flag, over UDP
@@ -80,14 +86,56 @@ the client's UDP buffer (512 bytes, or its EDNS0 size up to --udp-size), and
 REFUSED for names outside the zones. Several A records of one name are
 rotated between answers. A zone file with an error is refused with its file,
 line and reason. SIGHUP reloads every zone file; a file that fails to load
-leaves the zones as they were. With --tsig-key, dynamic UPDATEs (RFC 2136)
-signed with that key change the zones in memory (a reload discards them).`,
+leaves the zones as they were.
+
+With --tsig-key, dynamic UPDATEs (RFC 2136) signed with that key change the
+zones; each accepted UPDATE is written to its zone file (atomically, with the
+new serial, synced) before it is answered, so it survives a crash and a
+reload (the file is rewritten in canonical form: comments are not kept).
+--no-persist keeps UPDATEs in memory only.
+
+--allow-transfer names a secondary (ADDR:PORT) of every zone file: it may
+transfer the zones with AXFR over TCP (others are refused), and it is sent
+NOTIFY when a zone's serial changes (RFC 1996). --secondary ZONE@PRIMARY makes
+this server a secondary for ZONE: it transfers the zone from PRIMARY
+(host:port) at start, on the primary's NOTIFY, and on the SOA refresh timer,
+whenever the primary's serial is newer.`,
 		Example: `  appnet dns serve --listen 127.0.0.1:10053 umass.test.zone
-  appnet dig @127.0.0.1:10053 www.umass.test        # in another terminal`,
-		Args: args(cobra.MinimumNArgs(1)),
+  appnet dig @127.0.0.1:10053 www.umass.test        # in another terminal
+  appnet dns serve --listen 127.0.0.11:10053 --secondary umass.test@127.0.0.1:10053`,
+		Args: args(cobra.ArbitraryArgs),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			if listen == "" {
 				return usagef("give --listen ADDR, e.g. 127.0.0.1:10053")
+			}
+			if len(files) == 0 && len(secondaries) == 0 {
+				return usagef("give a ZONEFILE or --secondary ZONE@PRIMARY")
+			}
+			primaries := map[string]string{}
+			for _, sec := range secondaries {
+				z, p, ok := strings.Cut(sec, "@")
+				if !ok || z == "" {
+					return usagef("--secondary %q: want ZONE@PRIMARY, e.g. umass.test@127.0.0.6:53", sec)
+				}
+				if _, _, err := net.SplitHostPort(p); err != nil {
+					p = net.JoinHostPort(p, "53")
+				}
+				if _, err := netip.ParseAddrPort(p); err != nil {
+					return usagef("--secondary %q: the primary must be an IP address and port", sec)
+				}
+				primaries[dns.CanonicalName(z)] = p
+			}
+			var transfers []netip.AddrPort
+			for _, t := range transferTo {
+				ap, err := netip.ParseAddrPort(t)
+				if err != nil {
+					addr, aerr := netip.ParseAddr(t)
+					if aerr != nil {
+						return usagef("--allow-transfer %q: want ADDR:PORT", t)
+					}
+					ap = netip.AddrPortFrom(addr, 53)
+				}
+				transfers = append(transfers, ap)
 			}
 			set, err := loadZones(files)
 			if err != nil {
@@ -108,11 +156,24 @@ signed with that key change the zones in memory (a reload discards them).`,
 			}
 			s := authserver.New(set)
 			s.Host, s.Tracer, s.Logger, s.UDPSize, s.Rotate = "server", a.tracer, a.logger, udpSize, !noRotate
+			s.Persist = !noPersist
 			if len(keyMap) > 0 {
 				s.Keys = keyMap
 			}
+			if len(primaries) > 0 {
+				s.Primaries = primaries
+			}
+			if len(transfers) > 0 {
+				s.AllowTransfer = map[string][]netip.AddrPort{}
+				for _, z := range set.Zones() {
+					s.AllowTransfer[z.Origin] = transfers
+				}
+			}
 			for _, z := range set.Zones() {
 				fmt.Fprintf(a.stdout, "dns: zone %s from %s: %d records\n", z.Origin, z.File, z.Len())
+			}
+			for z, p := range primaries {
+				fmt.Fprintf(a.stdout, "dns: zone %s: secondary of %s\n", z, p)
 			}
 			fmt.Fprintf(a.stdout, "dns: serving on %s (UDP and TCP)\n", pc.LocalAddr())
 			hup := make(chan os.Signal, 1)
@@ -128,7 +189,7 @@ signed with that key change the zones in memory (a reload discards them).`,
 					case <-rctx.Done():
 						return
 					case <-hup:
-						next, err := loadZones(files)
+						next, err := reloadZones(files, s.Zones(), primaries)
 						if err != nil {
 							a.logger.Error("dns: reload failed; serving the zones as they were", "err", err)
 							continue
@@ -148,7 +209,26 @@ signed with that key change the zones in memory (a reload discards them).`,
 	f.IntVar(&udpSize, "udp-size", authserver.DefaultUDPSize, "largest UDP answer for an EDNS0 client, in bytes")
 	f.BoolVar(&noRotate, "no-rotate", false, "keep address records in zone-file order instead of rotating them")
 	f.StringArrayVar(&keys, "tsig-key", nil, "allow UPDATEs signed with this key, [ALG:]NAME:BASE64SECRET (repeatable)")
+	f.BoolVar(&noPersist, "no-persist", false, "keep accepted UPDATEs in memory only (default: rewrite the zone file before answering)")
+	f.StringArrayVar(&transferTo, "allow-transfer", nil, "a secondary, ADDR:PORT, that may AXFR the zones and is sent NOTIFY (repeatable)")
+	f.StringArrayVar(&secondaries, "secondary", nil, "be a secondary for ZONE, transferred from PRIMARY host:port: ZONE@PRIMARY (repeatable)")
 	return cmd
+}
+
+// reloadZones loads the zone files again and keeps the zones of cur that
+// this server is a secondary for (they come from their primaries).
+func reloadZones(files []string, cur *zone.Set, primaries map[string]string) (*zone.Set, error) {
+	next, err := loadZones(files)
+	if err != nil || len(primaries) == 0 || cur == nil {
+		return next, err
+	}
+	zs := next.Zones()
+	for _, z := range cur.Zones() {
+		if _, ok := primaries[z.Origin]; ok {
+			zs = append(zs, z)
+		}
+	}
+	return zone.NewSet(zs...)
 }
 
 func (a *app) dnsRegisterCommand() *cobra.Command {
