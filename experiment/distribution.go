@@ -156,7 +156,7 @@ func (p *Params) defaults() error {
 		}
 	}
 	for _, m := range p.Modes {
-		if m != ClientServer && m != P2P {
+		if m != ClientServer && m != P2P && m != Optimal {
 			return fmt.Errorf("experiment: unknown mode %q", m)
 		}
 	}
@@ -201,9 +201,12 @@ func Distribution(ctx context.Context, p Params) ([]Result, error) {
 					return out, err
 				}
 				var r Result
-				if mode == ClientServer {
+				switch mode {
+				case ClientServer:
 					r, err = runClientServer(ctx, p, nw, n, data, sum)
-				} else {
+				case Optimal:
+					r, err = runOptimal(ctx, p, nw, n, data, sum)
+				default:
 					r, err = runP2P(ctx, p, nw, n, file, runDir, sum)
 				}
 				os.RemoveAll(runDir)
@@ -216,7 +219,7 @@ func Distribution(ctx context.Context, p Params) ([]Result, error) {
 				r.N, r.Mode, r.Run = n, mode, run
 				cs, p2p := p.Bounds(n)
 				r.Bound = cs
-				if mode == P2P {
+				if mode != ClientServer {
 					r.Bound = p2p
 				}
 				out = append(out, r)

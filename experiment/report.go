@@ -154,7 +154,7 @@ func Plot(p Params, results []Result, paths ...string) error {
 		c     color.Color
 		shape draw.GlyphDrawer
 		label string
-	}{{ClientServer, blue, draw.CircleGlyph{}, "client-server measured"}, {P2P, orange, draw.TriangleGlyph{}, "P2P measured (appnet)"}} {
+	}{{ClientServer, blue, draw.CircleGlyph{}, "client-server measured"}, {P2P, orange, draw.TriangleGlyph{}, "P2P measured (appnet BitTorrent)"}, {Optimal, color.RGBA{G: 150, A: 255}, draw.SquareGlyph{}, "P2P measured (the course's optimal schedule)"}} {
 		var pts plotter.XYs
 		var errs plotter.YErrors
 		for _, pt := range summarize(results) {

@@ -21,10 +21,10 @@ func (a *app) experimentCommand() *cobra.Command {
 
 func (a *app) experimentDistributionCommand() *cobra.Command {
 	var (
-		peers, fileSize, serverUp, peerUp, peerDown, shaper, out string
-		runs                                                     int
-		quick                                                    bool
-		p                                                        experiment.Params
+		peers, fileSize, serverUp, peerUp, peerDown, shaper, out, strategy string
+		runs                                                               int
+		quick                                                              bool
+		p                                                                  experiment.Params
 	)
 	cmd := &cobra.Command{
 		Use:   "distribution [--peers 1,2,4,8,16,24,32] [--file-size 8MiB] [--runs K] [-o DIR]",
@@ -39,7 +39,10 @@ the last one completes with the course's bounds
   D_cs  = max{N·F/u_s, F/d_min}
   D_p2p = max{F/u_s, F/d_min, N·F/(u_s + N·u)}
 
-printing a table in units of F/u. With -o DIR it writes distribution.csv (every
+printing a table in units of F/u. --strategy optimal also runs the course's
+constructive schedule that attains the P2P bound (the server cuts the file in
+parts that the peers relay to each other at full rate), to show how close
+BitTorrent comes to the best possible. With -o DIR it writes distribution.csv (every
 run) and the course's figure as distribution.png and distribution.svg. The
 defaults (F = 8 MiB, u = 2 MiB/s so F/u = 4 s, u_s = 10u, d = u_s) take a few
 minutes; --quick runs N = 1, 4, 8 with F/u = 2 s in well under a minute.
@@ -75,6 +78,13 @@ shaped by tc tbf, and runs the programs unlimited.`,
 				return usagef("--shaper %q: want userspace or netns", shaper)
 			}
 			p.Shaper = shaper
+			switch strategy {
+			case "bittorrent":
+			case "optimal":
+				p.Modes = []string{experiment.ClientServer, experiment.P2P, experiment.Optimal}
+			default:
+				return usagef("--strategy %q: want bittorrent or optimal", strategy)
+			}
 			p.Runs = runs
 			p.Logger = a.logger
 			p.Progress = func(r experiment.Result) {
@@ -118,6 +128,7 @@ shaped by tc tbf, and runs the programs unlimited.`,
 	f.StringVar(&peerDown, "peer-down", "20MiB", "d, each peer's download rate per second")
 	f.StringVar(&shaper, "shaper", "userspace", "how rates are enforced: userspace (token buckets) or netns (namespaces and tc; root)")
 	f.IntVar(&runs, "runs", 1, "runs of each point (the plot shows min-max bars)")
+	f.StringVar(&strategy, "strategy", "bittorrent", "P2P as appnet's BitTorrent, or also the course's optimal schedule (optimal)")
 	f.StringVarP(&out, "output", "o", "", "folder for distribution.csv, .png and .svg")
 	f.BoolVar(&quick, "quick", false, "N = 1, 4, 8 and a 4 MiB file: under a minute")
 	f.DurationVar(&p.ChokeInterval, "choke-interval", 0, "the peers' rechoke period (default F/u / 8: the course's 10 s scaled down)")

@@ -1,0 +1,32 @@
+package experiment
+
+import (
+	"context"
+	"testing"
+)
+
+// The course's optimal schedule, in both of its cases, delivers correct
+// copies in about the P2P bound, and never below it.
+func TestOptimalSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		serverUp int64
+	}{{"server slow", 2 << 20}, {"server fast", 20 << 20}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Params{Peers: []int{1, 6}, FileSize: 2 << 20, ServerUp: tc.serverUp, PeerUp: 2 << 20, PeerDown: 20 << 20, Modes: []string{Optimal}}
+			results, err := Distribution(context.Background(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range results {
+				t.Logf("N = %d: measured %v, bound %v, ratio %.3f", r.N, r.Measured, r.Bound, r.Ratio())
+				if r.Measured < r.Bound {
+					t.Errorf("N = %d: measured %v is below the bound %v", r.N, r.Measured, r.Bound)
+				}
+				if r.Ratio() > 1.3 {
+					t.Errorf("N = %d: the optimal schedule took %.2fx its bound", r.N, r.Ratio())
+				}
+			}
+		})
+	}
+}
