@@ -66,7 +66,13 @@ through a symbolic link.
 'appnet web passwd'): those paths need Basic authorization (401 otherwise).
 /cart is the course's cookie demo: it gives each client an ID with
 Set-Cookie and keeps a cart per ID (POST item=NAME adds, DELETE empties),
-in --cart-file so that a restart keeps it.`,
+in --cart-file so that a restart keeps it.
+
+Files are served from a cache of their metadata (and of the bytes of files
+up to 64 KiB; larger ones go out with sendfile): what is known of a file is
+trusted for --file-cache, then one stat checks whether it changed, as
+nginx's open_file_cache does. The access log is buffered: a line is written
+within a second.`,
 		Example: `  appnet web serve --listen 127.0.0.1:8080 ./site --access-log -
   curl -i http://127.0.0.1:8080/                           # in another terminal
   curl -c jar -b jar -d item=book http://127.0.0.1:8080/cart`,
@@ -99,6 +105,11 @@ in --cart-file so that a restart keeps it.`,
 				defer f.Close()
 				cfg.AccessLog = f
 			}
+			if cfg.FileCacheValid == 0 {
+				cfg.FileCacheValid = -1 // off
+			} else if cfg.FileCacheValid < 0 {
+				return usagef("--file-cache %v is negative", cfg.FileCacheValid)
+			}
 			cfg.Host, cfg.Tracer, cfg.Logger = "server", a.tracer, a.logger
 			s, err := origin.New(cfg)
 			if err != nil {
@@ -125,6 +136,7 @@ in --cart-file so that a restart keeps it.`,
 	f.DurationVar(&cfg.MaxAge, "max-age", 0, "send Cache-Control: max-age with files (0: none)")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", origin.DefaultIdleTimeout, "close a persistent connection idle this long")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", origin.DefaultReadHeaderTimeout, "time allowed to send a request's header")
+	f.DurationVar(&cfg.FileCacheValid, "file-cache", origin.DefaultFileCacheValid, "trust what is known of a file (and a small file's bytes) this long before checking it changed; 0: no cache")
 	return cmd
 }
 

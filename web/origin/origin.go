@@ -11,12 +11,20 @@
 // a file that survives a restart. Each request is logged in the Combined
 // Log Format and traced as one line ("GET /index.html -> 200 1234 bytes").
 //
+// What is known of a file (validators, type, and the bytes of a small
+// file) is cached and trusted for Config.FileCacheValid before one stat
+// checks that the file has not changed, like nginx's open_file_cache; a
+// plain GET of a small file is then answered from memory without a system
+// call, and a large one goes out with sendfile. The access log is
+// buffered and written off the request path.
+//
 // No request reaches outside the directory: ".." segments are refused
 // (also percent-encoded), and files are opened through an os.Root, which
 // refuses symbolic links that lead out of it.
 package origin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,12 +66,20 @@ type Config struct {
 	Listing   bool   // list directories that have no index.html
 	MaxAge    time.Duration
 	CartFile  string    // where carts are kept; "": in memory only
-	AccessLog io.Writer // Combined Log Format; must accept concurrent Writes (an *os.File does)
+	AccessLog io.Writer // Combined Log Format, buffered: each line is written within a second, and all at Shutdown
 
 	ReadHeaderTimeout time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
+
+	// FileCacheValid is how long what the server remembers of a file (its
+	// validators, and the bytes of a small file) is used before a stat
+	// checks that the file has not changed; 0: DefaultFileCacheValid;
+	// negative: no cache, every request opens the file.
+	FileCacheValid time.Duration
+	// SmallFile is the largest file kept in memory; 0: DefaultSmallFile.
+	SmallFile int64
 
 	Host   string // the name in trace events
 	Tracer *trace.Tracer
@@ -77,6 +93,10 @@ type Server struct {
 	root  *os.Root
 	carts *carts
 	srv   *http.Server
+	files *fileCache // nil when disabled
+	log   *accessLog // nil without an access log
+
+	cacheControl string // the Cache-Control value of files, "" for none
 }
 
 // New opens cfg.Root and the cart file.
@@ -111,7 +131,24 @@ func New(cfg Config) (*Server, error) {
 		root.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, root: root, carts: c}
+	var files *fileCache
+	var cacheControl string
+	if cfg.FileCacheValid == 0 {
+		cfg.FileCacheValid = DefaultFileCacheValid
+	}
+	if cfg.SmallFile <= 0 {
+		cfg.SmallFile = DefaultSmallFile
+	}
+	if cfg.FileCacheValid > 0 {
+		files = newFileCache(cfg.FileCacheValid, cfg.SmallFile)
+	}
+	if cfg.MaxAge > 0 {
+		cacheControl = fmt.Sprintf("max-age=%d", int(cfg.MaxAge.Seconds()))
+	}
+	s := &Server{cfg: cfg, root: root, carts: c, files: files, cacheControl: cacheControl}
+	if cfg.AccessLog != nil {
+		s.log = newAccessLog(cfg.AccessLog)
+	}
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -136,11 +173,14 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 // Shutdown stops accepting, closes idle connections, waits for the requests
-// in progress (or ctx), and closes the directory.
+// in progress (or ctx), writes out the access log and closes the directory.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		s.srv.Close()
+	}
+	if s.log != nil {
+		s.log.close()
 	}
 	s.root.Close()
 	return err
@@ -148,12 +188,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // ServeHTTP answers one request: the cart demo at /cart, files elsewhere.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	var start time.Time
+	if s.log != nil {
+		start = time.Now()
+	}
 	rec := &httpx.Recorder{ResponseWriter: w}
 	user := s.serve(rec, r)
 	status := rec.StatusOrOK()
-	if s.cfg.AccessLog != nil {
-		io.WriteString(s.cfg.AccessLog, httpx.Combined(r, user, status, rec.Bytes, start)) //nolint:errcheck
+	if s.log != nil {
+		s.log.log(r, user, status, rec.Bytes, start)
 	}
 	if s.cfg.Tracer.Enabled() {
 		local, remote := httpx.Addrs(r)
@@ -171,11 +214,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 	}
 	// RFC 9110 §4.2.4 lets a server refuse dot-segments; r.URL.Path is
 	// already percent-decoded, so %2e%2e is caught here too.
-	for _, seg := range strings.Split(p, "/") {
-		if seg == ".." {
-			http.Error(w, "403 forbidden", http.StatusForbidden)
-			return ""
-		}
+	if hasDotDot(p) {
+		http.Error(w, "403 forbidden", http.StatusForbidden)
+		return ""
 	}
 	clean := path.Clean(p)
 	user, ok := s.authorize(w, r, clean)
@@ -193,6 +234,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 	}
 	s.serveFile(w, r, clean, strings.HasSuffix(p, "/"))
 	return user
+}
+
+// hasDotDot says whether the path p has a ".." segment.
+func hasDotDot(p string) bool {
+	for p != "" {
+		seg := p
+		if i := strings.IndexByte(p, '/'); i >= 0 {
+			seg, p = p[:i], p[i+1:]
+		} else {
+			p = ""
+		}
+		if seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // authorize applies RFC 7617 Basic authorization to protected paths. It
@@ -218,6 +275,18 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, clean string)
 }
 
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, clean string, slash bool) {
+	key := clean
+	if slash && clean != "/" {
+		key += "/"
+	}
+	if s.files != nil {
+		if e := s.files.get(key); e != nil {
+			now := time.Now().UnixNano()
+			if (s.files.fresh(e, now) || s.recheck(key, e, now)) && s.serveEntry(w, r, e, nil) {
+				return
+			}
+		}
+	}
 	name := strings.TrimPrefix(clean, "/")
 	if name == "" {
 		name = "."
@@ -240,7 +309,8 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, clean string,
 			http.Redirect(w, r, u.RequestURI(), http.StatusMovedPermanently)
 			return
 		}
-		idx, err := s.root.Open(path.Join(name, "index.html"))
+		name = path.Join(name, "index.html")
+		idx, err := s.root.Open(name)
 		if err != nil {
 			if s.cfg.Listing && errors.Is(err, fs.ErrNotExist) {
 				s.list(w, r, f, clean)
@@ -259,13 +329,74 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, clean string,
 		http.Error(w, "403 forbidden", http.StatusForbidden)
 		return
 	}
+	if s.files != nil {
+		if e, ok := s.files.newEntry(name, f, fi); ok {
+			s.files.put(key, e)
+			if s.serveEntry(w, r, e, f) {
+				return
+			}
+		}
+	}
 	// ServeContent checks If-None-Match and If-Range against the ETag set
 	// here; it sets Last-Modified, Content-Type and handles Range.
 	w.Header().Set("ETag", ETag(fi))
-	if s.cfg.MaxAge > 0 {
-		w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d", int(s.cfg.MaxAge.Seconds())))
+	if s.cacheControl != "" {
+		w.Header().Set("Cache-Control", s.cacheControl)
 	}
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// recheck stats a cached entry's file through the root: when it is
+// unchanged the entry is good for another while, otherwise it goes.
+func (s *Server) recheck(key string, e *fileEntry, now int64) bool {
+	fi, err := s.root.Stat(e.name)
+	if err != nil || !sameFile(e.fi, fi) {
+		s.files.remove(key, e)
+		return false
+	}
+	e.checked.Store(now)
+	return true
+}
+
+// serveEntry answers r from a cached entry: from memory for a small file,
+// else from f (opened here when nil), with sendfile. Requests with
+// conditions or ranges go through http.ServeContent. It returns false,
+// having written nothing, when the file changed since e was made.
+func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *fileEntry, f *os.File) bool {
+	if e.data == nil && f == nil {
+		var err error
+		if f, err = s.root.Open(e.name); err != nil {
+			return false
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil || !sameFile(e.fi, fi) {
+			return false
+		}
+	}
+	e.setHeader(w.Header(), s.cacheControl)
+	if !plainGet(r) {
+		// ServeContent sets Content-Length for what it sends
+		delete(w.Header(), "Content-Length")
+		var content io.ReadSeeker = f
+		if e.data != nil {
+			content = bytes.NewReader(e.data)
+		}
+		http.ServeContent(w, r, e.fi.Name(), e.fi.ModTime(), content)
+		return true
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return true
+	}
+	if e.data != nil {
+		w.Write(e.data) //nolint:errcheck
+		return true
+	}
+	// the ResponseWriter's ReadFrom sends an *os.File (here limited to
+	// the length announced) with sendfile
+	io.Copy(w, io.LimitReader(f, e.fi.Size())) //nolint:errcheck
+	return true
 }
 
 // ETag is a file's entity tag: its modification time and size in hex, as

@@ -155,6 +155,7 @@ func TestCurlAuthorization(t *testing.T) {
 	if code, _, _ := curl(t, r.url+"/digits.txt"); code != 200 {
 		t.Errorf("unprotected: %d", code)
 	}
+	r.stop(t) // the access log is buffered until Shutdown (or a second)
 	if !strings.Contains(r.log.String(), `"GET /private/plan.txt HTTP/1.1" 200 17 "-" "curl/`) || !strings.Contains(r.log.String(), " - alice [") {
 		t.Errorf("access log:\n%s", r.log)
 	}

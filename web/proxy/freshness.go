@@ -16,6 +16,8 @@ type Meta struct {
 	RequestTime  time.Time         `json:"request_time"`  // when the request that fetched it was sent
 	ResponseTime time.Time         `json:"response_time"` // when its response arrived
 	Size         int64             `json:"size"`
+
+	hit *hitInfo // parsed from Header when stored; nil otherwise
 }
 
 // heuristicStatus lists the codes cacheable by default (RFC 9110 §15.1),
@@ -46,57 +48,10 @@ func (f Freshness) max() time.Duration {
 // Lifetime is the freshness lifetime of a response in a shared cache (RFC
 // 9111 §4.2.1): s-maxage, else max-age, else Expires minus Date, else a
 // heuristic fraction of the time since Last-Modified.
-func (f Freshness) Lifetime(m *Meta) time.Duration {
-	cc := ParseCacheControl(m.Header.Values("Cache-Control"))
-	if cc.Has("no-cache") {
-		return 0
-	}
-	if d, ok, valid := cc.Seconds("s-maxage"); ok {
-		if !valid {
-			return 0
-		}
-		return d
-	}
-	if d, ok, valid := cc.Seconds("max-age"); ok {
-		if !valid {
-			return 0
-		}
-		return d
-	}
-	date := dateValue(m)
-	if ev := m.Header.Get("Expires"); ev != "" {
-		exp, err := http.ParseTime(ev)
-		if err != nil || !exp.After(date) {
-			return 0 // an invalid date means "already expired" (§5.3)
-		}
-		return exp.Sub(date)
-	}
-	if lm, err := http.ParseTime(m.Header.Get("Last-Modified")); err == nil && (heuristicStatus[m.Status] || cc.Has("public")) {
-		if age := date.Sub(lm); age > 0 {
-			return min(time.Duration(float64(age)*f.fraction()), f.max())
-		}
-	}
-	return 0
-}
-
-func dateValue(m *Meta) time.Time {
-	if d, err := http.ParseTime(m.Header.Get("Date")); err == nil {
-		return d
-	}
-	return m.ResponseTime
-}
+func (f Freshness) Lifetime(m *Meta) time.Duration { return f.lifetime(m, info(m)) }
 
 // Age is the current age of a stored response at now (RFC 9111 §4.2.3).
-func Age(m *Meta, now time.Time) time.Duration {
-	apparent := max(0, m.ResponseTime.Sub(dateValue(m)))
-	var ageValue time.Duration
-	if d, ok, valid := (Directives{"age": m.Header.Get("Age")}).Seconds("age"); ok && valid {
-		ageValue = d
-	}
-	corrected := ageValue + m.ResponseTime.Sub(m.RequestTime)
-	initial := max(apparent, corrected)
-	return initial + max(0, now.Sub(m.ResponseTime))
-}
+func Age(m *Meta, now time.Time) time.Duration { return info(m).age(m, now) }
 
 // varyNames returns the canonical field names a response varies on, and
 // whether it varies on "*".

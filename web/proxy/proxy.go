@@ -73,11 +73,13 @@ type Proxy struct {
 	own   *http.Transport
 	srv   *http.Server
 
-	mu      sync.Mutex
-	flights map[string]*flight
-	tunnels map[net.Conn]struct{}
-	closed  bool
-	wg      sync.WaitGroup // tunnels
+	mu        sync.Mutex
+	via       string // this proxy's Via value
+	realClock bool   // cfg.Now is time.Now
+	flights   map[string]*flight
+	tunnels   map[net.Conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup // tunnels
 }
 
 // New returns a proxy.
@@ -88,7 +90,8 @@ func New(cfg Config) *Proxy {
 	if cfg.MaxObjectSize <= 0 {
 		cfg.MaxObjectSize = DefaultMaxObjectSize
 	}
-	if cfg.Now == nil {
+	realClock := cfg.Now == nil
+	if realClock {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
@@ -97,7 +100,8 @@ func New(cfg Config) *Proxy {
 	if cfg.Host == "" {
 		cfg.Host = "proxy"
 	}
-	p := &Proxy{cfg: cfg, store: cfg.Store, tr: cfg.Transport, flights: map[string]*flight{}, tunnels: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, store: cfg.Store, tr: cfg.Transport, flights: map[string]*flight{}, tunnels: map[net.Conn]struct{}{},
+		via: "1.1 " + cfg.Name, realClock: realClock}
 	if p.store == nil {
 		p.store, _ = NewStore("", DefaultCacheSize, 0)
 	}
@@ -196,9 +200,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) string {
 		return p.passThrough(w, r, target, false)
 	}
 	for range 2 {
-		m, body, ok := p.store.Lookup(key, func(m *Meta) bool { return varyMatch(m, r.Header) })
-		if ok && p.usable(m, r, reqCC) {
-			p.writeCached(w, r, m, body, Hit)
+		now := p.cfg.Now()
+		used := now
+		if !p.realClock {
+			used = time.Now()
+		}
+		m, body, ok := p.store.lookup(key, func(m *Meta) bool { return varyMatch(m, r.Header) }, used)
+		if ok && p.usable(m, r, reqCC, now) {
+			p.writeCached(w, r, m, body, Hit, now)
 			return Hit
 		}
 		if reqCC.Has("only-if-cached") {
@@ -225,7 +234,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) string {
 			return p.writeFetched(w, r, res)
 		}
 		if res.stored && varyMatch(&res.meta, r.Header) {
-			p.writeCached(w, r, &res.meta, res.body, Hit)
+			p.writeCached(w, r, &res.meta, res.body, Hit, p.cfg.Now())
 			return Hit
 		}
 		// not storable, or another variant: fetch for ourselves
@@ -260,6 +269,11 @@ func (p *Proxy) target(r *http.Request) (*url.URL, error) {
 }
 
 func requestDirectives(h http.Header) Directives {
+	_, hasCC := h["Cache-Control"]
+	_, hasPragma := h["Pragma"]
+	if !hasCC && !hasPragma {
+		return nil
+	}
 	cc := ParseCacheControl(h.Values("Cache-Control"))
 	if len(h.Values("Cache-Control")) == 0 && strings.Contains(strings.ToLower(h.Get("Pragma")), "no-cache") {
 		cc["no-cache"] = "" // RFC 9111 §5.4
@@ -269,18 +283,19 @@ func requestDirectives(h http.Header) Directives {
 
 // usable says whether a stored response may be served without validation
 // (RFC 9111 §4 and §4.2, with the request's own directives of §5.2.1).
-func (p *Proxy) usable(m *Meta, r *http.Request, reqCC Directives) bool {
+func (p *Proxy) usable(m *Meta, r *http.Request, reqCC Directives, now time.Time) bool {
 	if reqCC.Has("no-cache") {
 		return false
 	}
-	if r.Header.Get("Authorization") != "" {
-		cc := ParseCacheControl(m.Header.Values("Cache-Control"))
-		if !cc.Has("public") && !cc.Has("s-maxage") && !cc.Has("must-revalidate") {
-			return false
-		}
+	hi := info(m)
+	if !hi.authOK && r.Header.Get("Authorization") != "" {
+		return false
 	}
-	life := p.cfg.Freshness.Lifetime(m)
-	age := Age(m, p.cfg.Now())
+	life := p.cfg.Freshness.lifetime(m, hi)
+	age := hi.age(m, now)
+	if len(reqCC) == 0 {
+		return age < life
+	}
 	if d, ok, _ := reqCC.Seconds("max-age"); ok && age > d {
 		return false
 	}
@@ -290,8 +305,7 @@ func (p *Proxy) usable(m *Meta, r *http.Request, reqCC Directives) bool {
 	if age < life {
 		return true
 	}
-	respCC := ParseCacheControl(m.Header.Values("Cache-Control"))
-	if respCC.Has("must-revalidate") || respCC.Has("proxy-revalidate") || respCC.Has("s-maxage") || respCC.Has("no-cache") {
+	if hi.mustValidate {
 		return false
 	}
 	if v, ok := reqCC["max-stale"]; ok {
@@ -306,20 +320,41 @@ func (p *Proxy) usable(m *Meta, r *http.Request, reqCC Directives) bool {
 
 // writeCached serves a stored response, answering the client's own
 // conditional request with 304 where it can.
-func (p *Proxy) writeCached(w http.ResponseWriter, r *http.Request, m *Meta, body []byte, how string) {
+func (p *Proxy) writeCached(w http.ResponseWriter, r *http.Request, m *Meta, body []byte, how string, now time.Time) {
+	hi := info(m)
 	h := w.Header()
-	for k, v := range m.Header {
-		h[k] = append([]string(nil), v...)
+	// one allocation holds every value of the response's header (a
+	// handler after us may modify them in place: they are not the store's)
+	n := 4 // Age, Via, X-Cache, Content-Length
+	for _, v := range m.Header {
+		n += len(v)
 	}
-	h.Set("Age", strconv.FormatInt(int64(Age(m, p.cfg.Now())/time.Second), 10))
-	h.Add("Via", "1.1 "+p.cfg.Name)
-	h.Set("X-Cache", how)
-	if notModified(r, m) {
-		h.Del("Content-Length")
+	vals := make([]string, 0, n)
+	for k, v := range m.Header {
+		if k == "Via" || k == "Age" {
+			continue
+		}
+		i := len(vals)
+		vals = append(vals, v...)
+		h[k] = vals[i:len(vals):len(vals)]
+	}
+	i := len(vals)
+	vals = append(vals, strconv.FormatInt(int64(hi.age(m, now)/time.Second), 10))
+	h["Age"] = vals[i : i+1 : i+1]
+	i = len(vals)
+	vals = append(append(vals, m.Header["Via"]...), p.via)
+	h["Via"] = vals[i:len(vals):len(vals)]
+	i = len(vals)
+	vals = append(vals, how)
+	h["X-Cache"] = vals[i : i+1 : i+1]
+	if notModified(r, m, hi) {
+		delete(h, "Content-Length")
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	i = len(vals)
+	vals = append(vals, strconv.Itoa(len(body)))
+	h["Content-Length"] = vals[i : i+1 : i+1]
 	w.WriteHeader(m.Status)
 	if r.Method != http.MethodHead {
 		w.Write(body) //nolint:errcheck
@@ -328,29 +363,28 @@ func (p *Proxy) writeCached(w http.ResponseWriter, r *http.Request, m *Meta, bod
 
 // notModified evaluates If-None-Match (weak comparison) or, without it,
 // If-Modified-Since against a stored response (RFC 9110 §13.1.2, §13.1.3).
-func notModified(r *http.Request, m *Meta) bool {
+func notModified(r *http.Request, m *Meta, hi *hitInfo) bool {
 	if m.Status != http.StatusOK {
 		return false
 	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		etag := strings.TrimPrefix(m.Header.Get("ETag"), "W/")
-		if etag == "" {
+		if hi.etag == "" {
 			return false
 		}
 		for _, t := range strings.Split(inm, ",") {
 			t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-			if t == "*" || t == etag {
+			if t == "*" || t == hi.etag {
 				return true
 			}
 		}
 		return false
 	}
-	ims, err := http.ParseTime(r.Header.Get("If-Modified-Since"))
-	if err != nil {
+	v := r.Header.Get("If-Modified-Since")
+	if v == "" || !hi.hasLastMod {
 		return false
 	}
-	lm, err := http.ParseTime(m.Header.Get("Last-Modified"))
-	return err == nil && !lm.After(ims)
+	ims, err := http.ParseTime(v)
+	return err == nil && !hi.lastMod.After(ims)
 }
 
 // outRequest makes the request to send upstream.
@@ -505,6 +539,7 @@ func (p *Proxy) fetch(r *http.Request, target *url.URL, key string, stale *Meta,
 	if stale != nil && resp.StatusCode == http.StatusNotModified {
 		resp.Body.Close()
 		m := *stale
+		m.hit = nil
 		m.Header = stale.Header.Clone()
 		updateHeaders(m.Header, resp.Header)
 		m.RequestTime, m.ResponseTime = reqTime, respTime
@@ -601,7 +636,7 @@ func (p *Proxy) writeFetched(w http.ResponseWriter, r *http.Request, res fetchRe
 		}
 		return Miss
 	}
-	p.writeCached(w, r, &res.meta, res.body, res.how)
+	p.writeCached(w, r, &res.meta, res.body, res.how, p.cfg.Now())
 	return res.how
 }
 

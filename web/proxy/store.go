@@ -169,6 +169,7 @@ func (it *item) cost() int64 { return it.meta.Size + 512 }
 // insertLocked adds it, replacing the variant with the same secondary key,
 // and evicts; it returns the files to remove.
 func (s *Store) insertLocked(it *item) (drop []string) {
+	it.meta.hit = newHitInfo(&it.meta)
 	sk := secondaryKey(it.meta.Vary)
 	vs := s.byKey[it.meta.Key]
 	for i, old := range vs {
@@ -247,8 +248,14 @@ func (s *Store) removeLocked(it *item) []string {
 }
 
 // Lookup returns the stored variant of key that req's fields select, and
-// its body.
+// its body. The Meta and the body are the store's: they must not be
+// modified.
 func (s *Store) Lookup(key string, match func(*Meta) bool) (*Meta, []byte, bool) {
+	return s.lookup(key, match, time.Now())
+}
+
+// lookup is Lookup at the time now (the last use of what it finds).
+func (s *Store) lookup(key string, match func(*Meta) bool, now time.Time) (*Meta, []byte, bool) {
 	s.mu.Lock()
 	var found *item
 	for _, it := range s.byKey[key] {
@@ -262,14 +269,14 @@ func (s *Store) Lookup(key string, match func(*Meta) bool) (*Meta, []byte, bool)
 		return nil, nil, false
 	}
 	s.lru.MoveToFront(found.elem)
-	found.used = time.Now()
-	m, body, file := found.meta, found.body, found.file
+	found.used = now
+	m, body, file := &found.meta, found.body, found.file
 	if found.memElem != nil {
 		s.mem.MoveToFront(found.memElem)
 	}
 	s.mu.Unlock()
 	if body != nil || m.Size == 0 {
-		return &m, body, true
+		return m, body, true
 	}
 	body, err := readBody(file, m.Size)
 	if err != nil {
@@ -288,7 +295,7 @@ func (s *Store) Lookup(key string, match func(*Meta) bool) (*Meta, []byte, bool)
 		s.trimMemLocked()
 	}
 	s.mu.Unlock()
-	return &m, body, true
+	return m, body, true
 }
 
 func readBody(file string, size int64) ([]byte, error) {

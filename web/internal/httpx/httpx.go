@@ -4,7 +4,6 @@
 package httpx
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -91,6 +90,11 @@ func Addrs(r *http.Request) (local, remote net.Addr) {
 // Combined formats one line of the Combined Log Format (the NCSA common
 // format plus referer and user agent), newline included.
 func Combined(r *http.Request, user string, status int, bytes int64, t time.Time) string {
+	return string(AppendCombined(nil, r, user, status, bytes, t))
+}
+
+// AppendCombined appends Combined's line to dst.
+func AppendCombined(dst []byte, r *http.Request, user string, status int, bytes int64, t time.Time) []byte {
 	host := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -98,41 +102,60 @@ func Combined(r *http.Request, user string, status int, bytes int64, t time.Time
 	if user == "" {
 		user = "-"
 	}
-	size := "-"
+	dst = append(dst, host...)
+	dst = append(dst, " - "...)
+	dst = appendField(dst, user, false)
+	dst = append(dst, " ["...)
+	dst = t.AppendFormat(dst, "02/Jan/2006:15:04:05 -0700")
+	dst = append(dst, "] \""...)
+	dst = appendEscaped(dst, r.Method, true)
+	dst = append(dst, ' ')
+	dst = appendEscaped(dst, r.RequestURI, true)
+	dst = append(dst, ' ')
+	dst = appendEscaped(dst, r.Proto, true)
+	dst = append(dst, "\" "...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
 	if bytes > 0 {
-		size = strconv.FormatInt(bytes, 10)
+		dst = strconv.AppendInt(dst, bytes, 10)
+	} else {
+		dst = append(dst, '-')
 	}
-	return fmt.Sprintf("%s - %s [%s] %s %d %s %s %s\n", host, quoteField(user, false), t.Format("02/Jan/2006:15:04:05 -0700"),
-		quoteField(r.Method+" "+r.RequestURI+" "+r.Proto, true), status, size,
-		quoteField(r.Referer(), true), quoteField(r.UserAgent(), true))
+	dst = append(dst, ' ')
+	dst = appendField(dst, r.Referer(), true)
+	dst = append(dst, ' ')
+	dst = appendField(dst, r.UserAgent(), true)
+	return append(dst, '\n')
 }
 
-// quoteField escapes what could forge a log line: quotes, backslashes and
-// control bytes.
-func quoteField(s string, quoted bool) string {
-	var b strings.Builder
-	if quoted {
-		b.WriteByte('"')
-		if s == "" {
-			s = "-"
-		}
+// appendField appends s, quoted or not, escaping what could forge a log
+// line: quotes, backslashes and control bytes (and spaces when unquoted).
+func appendField(dst []byte, s string, quoted bool) []byte {
+	if !quoted {
+		return appendEscaped(dst, s, false)
 	}
+	if s == "" {
+		s = "-"
+	}
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, s, true)
+	return append(dst, '"')
+}
+
+func appendEscaped(dst []byte, s string, quoted bool) []byte {
+	const hex = "0123456789abcdef"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			dst = append(dst, '\\', c)
 		case c < 0x20 || c == 0x7f || (!quoted && c == ' '):
-			fmt.Fprintf(&b, "\\x%02x", c)
+			dst = append(dst, '\\', 'x', hex[c>>4], hex[c&15])
 		default:
-			b.WriteByte(c)
+			dst = append(dst, c)
 		}
 	}
-	if quoted {
-		b.WriteByte('"')
-	}
-	return b.String()
+	return dst
 }
 
 // HopByHop are the connection-specific header fields (RFC 9110 §7.6.1) a

@@ -1,0 +1,180 @@
+package origin
+
+import (
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of the file cache.
+const (
+	// DefaultFileCacheValid is how long a file's cached metadata (and, for
+	// a small file, its bytes) is used before one stat through the root
+	// checks that the file has not changed; nginx's open_file_cache_valid.
+	DefaultFileCacheValid = time.Second
+	// DefaultSmallFile is the largest file whose bytes are kept in memory;
+	// larger files are opened for each request and sent with sendfile.
+	DefaultSmallFile = 64 << 10
+
+	fileCacheEntries = 4096
+	fileCacheBytes   = 64 << 20
+)
+
+// fileCache keeps, per request path, what serving a regular file needs: its
+// header values formatted once and, for a small file, its bytes. An entry
+// is trusted for valid after it was last checked; then a Stat through the
+// root compares the file's identity, size and modification time, and a
+// changed file is read again. Entries are immutable once published, except
+// for their check time.
+type fileCache struct {
+	valid time.Duration
+	small int64
+
+	mu    sync.RWMutex
+	m     map[string]*fileEntry
+	bytes int64
+}
+
+type fileEntry struct {
+	name    string      // the file's name inside the root
+	fi      fs.FileInfo // from the Stat of the file that was read
+	checked atomic.Int64
+
+	data []byte // the whole file when it is small; nil otherwise
+
+	// header values
+	etag, lastModified, contentType, contentLength string
+}
+
+func newFileCache(valid time.Duration, small int64) *fileCache {
+	return &fileCache{valid: valid, small: small, m: map[string]*fileEntry{}}
+}
+
+func (c *fileCache) get(name string) *fileEntry {
+	c.mu.RLock()
+	e := c.m[name]
+	c.mu.RUnlock()
+	return e
+}
+
+// fresh says whether e may be used without a check at now.
+func (c *fileCache) fresh(e *fileEntry, now int64) bool {
+	return now-e.checked.Load() < int64(c.valid)
+}
+
+func (c *fileCache) put(key string, e *fileEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[key]; ok {
+		c.bytes -= int64(len(old.data))
+		delete(c.m, key)
+	}
+	// bounded: drop arbitrary entries (map order) until the new one fits
+	for k, v := range c.m {
+		if len(c.m) < fileCacheEntries && c.bytes+int64(len(e.data)) <= fileCacheBytes {
+			break
+		}
+		c.bytes -= int64(len(v.data))
+		delete(c.m, k)
+	}
+	if int64(len(e.data)) > fileCacheBytes {
+		return
+	}
+	c.m[key] = e
+	c.bytes += int64(len(e.data))
+}
+
+// remove drops e, if it is still the entry for key.
+func (c *fileCache) remove(key string, e *fileEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[key] == e {
+		c.bytes -= int64(len(e.data))
+		delete(c.m, key)
+	}
+}
+
+// sameFile says whether two Stats describe the same unchanged file.
+func sameFile(a, b fs.FileInfo) bool {
+	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && a.Mode() == b.Mode() && os.SameFile(a, b)
+}
+
+// newEntry describes the regular file f (whose Stat is fi), reading it
+// whole when it is small. ok is false when the file changed while it was
+// read.
+func (c *fileCache) newEntry(name string, f *os.File, fi fs.FileInfo) (e *fileEntry, ok bool) {
+	e = &fileEntry{name: name, fi: fi}
+	e.etag = ETag(fi)
+	e.contentLength = strconv.FormatInt(fi.Size(), 10)
+	if t := fi.ModTime(); !t.IsZero() && !t.Equal(time.Unix(0, 0)) {
+		e.lastModified = t.UTC().Format(http.TimeFormat)
+	}
+	ctype := mime.TypeByExtension(path.Ext(fi.Name()))
+	var sniff []byte
+	if fi.Size() <= c.small {
+		e.data = make([]byte, fi.Size())
+		if _, err := f.ReadAt(e.data, 0); err != nil {
+			return nil, false
+		}
+		sniff = e.data
+	} else if ctype == "" {
+		sniff = make([]byte, 512)
+		n, err := f.ReadAt(sniff, 0)
+		if err != nil && err != io.EOF {
+			return nil, false
+		}
+		sniff = sniff[:n]
+	}
+	if ctype == "" {
+		// what http.ServeContent does
+		ctype = http.DetectContentType(sniff[:min(len(sniff), 512)])
+	}
+	e.contentType = ctype
+	if after, err := f.Stat(); err != nil || !sameFile(fi, after) {
+		return nil, false
+	}
+	e.checked.Store(time.Now().UnixNano())
+	return e, true
+}
+
+// setHeader sets the header fields of a 200 response with the whole file
+// (what http.ServeContent would set), Content-Length included, and the
+// server's Cache-Control. The values are copied (into one allocation): a
+// handler around ours may modify them in place.
+func (e *fileEntry) setHeader(h http.Header, cacheControl string) {
+	v := make([]string, 0, 6)
+	v = append(v, e.etag, e.contentType, "bytes", e.contentLength)
+	h["Etag"] = v[0:1:1]
+	h["Content-Type"] = v[1:2:2]
+	h["Accept-Ranges"] = v[2:3:3]
+	h["Content-Length"] = v[3:4:4]
+	if e.lastModified != "" {
+		v = append(v, e.lastModified)
+		h["Last-Modified"] = v[len(v)-1 : len(v) : len(v)]
+	}
+	if cacheControl != "" {
+		v = append(v, cacheControl)
+		h["Cache-Control"] = v[len(v)-1 : len(v) : len(v)]
+	}
+}
+
+// plainGet says whether r is a GET or HEAD without the header fields that
+// make http.ServeContent answer anything but 200 with the whole file.
+func plainGet(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	for _, f := range [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
+		if _, ok := r.Header[f]; ok {
+			return false
+		}
+	}
+	return true
+}
