@@ -249,9 +249,10 @@ func (p Params) network(n int) (network, error) {
 // newBucket returns a token bucket of bytesPerSec that starts empty, so
 // that no interval of length T from the start carries more than
 // bytesPerSec·T: the measured time can never beat the bound through a
-// burst.
+// burst. It holds half a second of tokens, so that a goroutine woken late
+// on a busy machine loses no capacity.
 func newBucket(bytesPerSec int64) *rate.Limiter {
-	burst := int(max(bytesPerSec/20, 64<<10))
+	burst := int(max(bytesPerSec/2, 64<<10))
 	l := rate.NewLimiter(rate.Limit(bytesPerSec), burst)
 	l.AllowN(time.Now(), burst)
 	return l

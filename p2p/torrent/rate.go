@@ -49,10 +49,10 @@ func newLimiter(bytesPerSec int64) *limiter {
 	if bytesPerSec <= 0 {
 		return nil
 	}
-	// The bucket holds a tenth of a second of traffic, and at least one
-	// full message, so that a block never waits for a bucket too small to
-	// hold it and bursts stay short.
-	burst := int(max(bytesPerSec/10, 2*maxBlockLen))
+	// The bucket holds a quarter of a second of traffic, and at least two
+	// full messages: a block never waits for a bucket too small to hold
+	// it, and a writer woken late on a busy machine loses no capacity.
+	burst := int(max(bytesPerSec/4, 2*maxBlockLen))
 	l := rate.NewLimiter(rate.Limit(bytesPerSec), burst)
 	// Start with an empty bucket, so that from the start no interval of
 	// length T carries more than bytesPerSec·T: a measurement never beats
