@@ -67,7 +67,7 @@ func run(args ...string) error {
 // shape returns the tc commands that limit a device to bytesPerSec. An
 // htb class holds the total rate; inside it, packets under 512 bytes
 // (requests, haves, acks, handshakes) go first and the rest (pieces, file
-// data) after, each class with a byte-limited queue of 200 ms (128 KiB at least: TCP
+// data) after, each class with a byte-limited queue of 100 ms (128 KiB at least: TCP
 // on a veth sends 64 KiB segments, and a queue that drops them stalls it).
 // Without that, a peer's requests wait behind the pieces it uploads, as on
 // a real saturated uplink, and BitTorrent slows down for a reason the
@@ -77,7 +77,7 @@ func shape(ns, dev string, bytesPerSec int64) [][]string {
 	tc := func(args ...string) []string { return append([]string{"ip", "netns", "exec", ns, "tc"}, args...) }
 	rate := fmt.Sprintf("%dbit", bytesPerSec*8)
 	small := fmt.Sprintf("%dbit", max(bytesPerSec/10, 1000)*8)
-	queue := fmt.Sprint(max(bytesPerSec/5, 128<<10))
+	queue := fmt.Sprint(max(bytesPerSec/10, 128<<10))
 	burst := fmt.Sprint(max(bytesPerSec/250, 16<<10))
 	return [][]string{
 		tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "20"),
