@@ -314,7 +314,8 @@ func (d *dnsAuth) Check(ctx context.Context) []Probe {
 					p.Detail += ", transferred from " + d.server.Primaries[origin]
 				}
 			}
-			if p.Err == nil || !secondary || try >= 20 || ctx.Err() != nil {
+			// (up to 8 s: a failed first transfer is retried after 5 s)
+			if p.Err == nil || !secondary || try >= 80 || ctx.Err() != nil {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)

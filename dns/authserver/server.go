@@ -145,7 +145,6 @@ func (s *Server) udpSize() int {
 // long-lived reader goroutines (udploop.Readers) that answer repeated
 // questions from packed answers (see answerCache).
 func (s *Server) ServePacket(pc net.PacketConn) error {
-	s.startSecondaries()
 	h := &packetHandler{s: s}
 	l := udploop.New(pc, h.handle)
 	h.l = l
@@ -158,6 +157,9 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 	}
 	s.loops = append(s.loops, r)
 	s.mu.Unlock()
+	// After the socket is registered: transfers go out from its address
+	// (see source), which a primary's transfer list names.
+	s.startSecondaries()
 	err := l.Serve(0)
 	pc.Close()
 	close(r.done)
@@ -202,7 +204,6 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 func (s *Server) serve(srv *dns.Server) error {
-	s.startSecondaries()
 	r := &running{srv: srv, started: make(chan struct{}), done: make(chan struct{})}
 	defer close(r.done)
 	srv.Handler = dns.HandlerFunc(s.serveDNS)
@@ -226,6 +227,7 @@ func (s *Server) serve(srv *dns.Server) error {
 	}
 	s.running = append(s.running, r)
 	s.mu.Unlock()
+	s.startSecondaries()
 	err := srv.ActivateAndServe()
 	s.mu.Lock()
 	closed := s.closed

@@ -457,14 +457,23 @@ func (s *Server) replaceZone(z *zone.Zone) {
 	s.SetZones(set)
 }
 
-// source is the address the server's first UDP socket is bound to,
-// unless that is a wildcard.
+// source is the address the server's first UDP socket (or else TCP
+// listener) is bound to, unless that is a wildcard.
 func (s *Server) source() netip.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.loops {
 		if ua, ok := l.l.LocalAddr().(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
 			a, _ := netip.AddrFromSlice(ua.IP)
+			return a.Unmap()
+		}
+	}
+	for _, r := range s.running {
+		if r.srv.Listener == nil {
+			continue
+		}
+		if ta, ok := r.srv.Listener.Addr().(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+			a, _ := netip.AddrFromSlice(ta.IP)
 			return a.Unmap()
 		}
 	}
