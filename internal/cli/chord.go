@@ -268,7 +268,7 @@ func (a *app) chordSimCommand() *cobra.Command {
 	var (
 		nodes, keys, vnodes, r, lookups int
 		fail, churn                     float64
-		csv                             bool
+		csv, recur                      bool
 		seed                            uint64
 		sweep                           string
 		duration                        time.Duration
@@ -277,29 +277,39 @@ func (a *app) chordSimCommand() *cobra.Command {
 		Use:   "sim --nodes N [--keys K] [--fail P] [--churn RATE] [--vnodes V] [--csv]",
 		Short: "simulate a ring of N nodes (the same node code, virtual clock) and print the paper's measures",
 		Long: `Sim builds a converged ring of N nodes with 160-bit IDs in one process and
-measures the lookup path length (mean, 1st and 99th percentile), the keys per
+measures the lookup path length (mean, 1st and 99th percentile; the paper's
+measure: the nodes a lookup traverses after the asking node up to the key's
+predecessor, the final contact with the owner not counted), the keys per
 node for K keys with and without V virtual nodes per node, and the fraction of
 failed lookups right after a fraction P of the nodes fails at once and after
 30 s of stabilization, or under churn (RATE joins and as many failures per
 second, for --duration of virtual time, one lookup per second). --csv prints
 one row per measure.
 
---sweep K1-K2 prints the path-length table instead: for N = 2^K1 … 2^K2, the
-mean, 1st and 99th percentile of the path length (nodes traversed after the
-asking node, the owner included), the finger hops to the key's predecessor,
-and the paper's ½·log2 N.`,
+--sweep K1-K2 prints the path-length table of Stoica et al. §6.3 (Fig. 10a)
+instead: for N = 2^K1 … 2^K2, the mean, 1st and 99th percentile of the path
+length with the paper's routing (fingers only), its deviation from the
+paper's ½·log2 N, and the mean when the successor list (r = 2·log2 N) is
+consulted as well, as the node does by default (the same keys from the same
+nodes). "failed" counts the lookups of both routings that erred or named a
+wrong owner.`,
 		Example: `  appnet chord sim --nodes 1024
   appnet chord sim --nodes 1000 --fail 0.5 --successors 20 --csv
   appnet chord sim --nodes 500 --churn 0.1 --duration 1h --vnodes 1
-  appnet chord sim --sweep 4-14 --lookups 4000`,
+  appnet chord sim --sweep 4-14 --lookups 4000
+  appnet chord sim --sweep 4-10 --recursive --csv`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			mode := chord.Iterative
+			if recur {
+				mode = chord.Recursive
+			}
 			if sweep != "" {
 				var k1, k2 int
 				if _, err := fmt.Sscanf(sweep, "%d-%d", &k1, &k2); err != nil || k1 < 1 || k2 < k1 || k2 > 16 {
 					return usagef("--sweep %q: want K1-K2 with 1 <= K1 <= K2 <= 16", sweep)
 				}
-				return a.chordSweep(cmd.Context(), k1, k2, lookups, seed, csv)
+				return a.chordSweep(cmd.Context(), k1, k2, lookups, mode, seed, csv)
 			}
 			if duration <= 0 {
 				return usagef("--duration must be positive")
@@ -313,6 +323,9 @@ and the paper's ½·log2 N.`,
 			if r == 0 {
 				r = chord.SuccessorsFor(nodes)
 			}
+			if lookups < 1 {
+				return usagef("--lookups must be positive")
+			}
 			ctx := cmd.Context()
 			cfg := chord.Config{Bits: 160, Successors: r, Replicas: -1, StabilizeInterval: 30 * time.Second,
 				FixFingersInterval: 3 * time.Second, CheckPredecessorInterval: 30 * time.Second,
@@ -325,7 +338,7 @@ and the paper's ½·log2 N.`,
 			row := func(what string, st sim.Stats, failed string) {
 				rows = append(rows, []string{what, fmt.Sprint(st.N), fmt.Sprintf("%.2f", st.Mean), fmt.Sprintf("%.0f", st.P1), fmt.Sprintf("%.0f", st.P99), failed})
 			}
-			st := ring.Lookups(ctx, lookups, chord.Iterative)
+			st := ring.Lookups(ctx, lookups, mode)
 			row("path_length", st.Hops, fmt.Sprintf("%d/%d", st.Failed, st.Lookups))
 			row("keys_per_node", sim.KeyLoad(nodes, keys, 1, seed), "")
 			if vnodes > 1 {
@@ -337,10 +350,10 @@ and the paper's ½·log2 N.`,
 			}
 			if fail > 0 {
 				ring.Fail(fail)
-				st := ring.Lookups(ctx, lookups, chord.Iterative)
+				st := ring.Lookups(ctx, lookups, mode)
 				row(fmt.Sprintf("after_fail_%.2f", fail), st.Hops, fmt.Sprintf("%d/%d", st.Failed, st.Lookups))
 				ring.Clock.Run(30 * time.Second)
-				st = ring.Lookups(ctx, lookups, chord.Iterative)
+				st = ring.Lookups(ctx, lookups, mode)
 				row(fmt.Sprintf("after_fail_%.2f_stabilized", fail), st.Hops, fmt.Sprintf("%d/%d", st.Failed, st.Lookups))
 			}
 			if churn > 0 {
@@ -375,26 +388,31 @@ and the paper's ½·log2 N.`,
 	f.BoolVar(&csv, "csv", false, "print CSV for plotting")
 	f.Uint64Var(&seed, "seed", 1, "random seed")
 	f.StringVar(&sweep, "sweep", "", "print the path-length table for N = 2^K1 … 2^K2 (e.g. 4-14)")
+	f.BoolVar(&recur, "recursive", false, "recursive lookups (default iterative)")
 	f.DurationVar(&duration, "duration", 10*time.Minute, "virtual time of the churn run")
 	return cmd
 }
 
-func (a *app) chordSweep(ctx context.Context, k1, k2, lookups int, seed uint64, csv bool) error {
+func (a *app) chordSweep(ctx context.Context, k1, k2, lookups int, mode chord.LookupMode, seed uint64, csv bool) error {
+	if lookups < 1 {
+		return usagef("--lookups must be positive")
+	}
 	if csv {
-		fmt.Fprintln(a.stdout, "k,nodes,lookups,failed,mean,p1,p99,finger_hops,half_log2n,deviation")
+		fmt.Fprintln(a.stdout, "k,nodes,mode,lookups,failed,mean,p1,p99,half_log2n,deviation,succlist_mean,succlist_deviation")
 	} else {
-		fmt.Fprintf(a.stdout, "%-4s %7s %8s %6s %6s %6s %12s %11s %9s\n", "k", "nodes", "failed", "mean", "p1", "p99", "finger_hops", "½·log2 N", "vs ½·log2")
+		fmt.Fprintf(a.stdout, "%-4s %7s %-9s %8s %6s %4s %4s %8s %8s   %s\n", "k", "nodes", "mode", "failed", "mean", "p1", "p99", "½·log2 N", "vs ½·log2", "with successor list")
 	}
 	for k := k1; k <= k2; k++ {
-		row, err := sim.PathLengths(ctx, k, lookups, chord.Iterative, seed+uint64(k))
+		row, err := sim.PathLengths(ctx, k, lookups, mode, seed+uint64(k))
 		if err != nil {
 			return err
 		}
 		dev := 100 * (row.Length.Mean/row.Half - 1)
+		sdev := 100 * (row.SuccList.Mean/row.Half - 1)
 		if csv {
-			fmt.Fprintf(a.stdout, "%d,%d,%d,%d,%.3f,%.0f,%.0f,%.3f,%.1f,%.1f\n", k, row.Nodes, row.Lookups, row.Failed, row.Length.Mean, row.Length.P1, row.Length.P99, row.Fingers.Mean, row.Half, dev)
+			fmt.Fprintf(a.stdout, "%d,%d,%v,%d,%d,%.3f,%.0f,%.0f,%.1f,%.1f,%.3f,%.1f\n", k, row.Nodes, mode, row.Lookups, row.Failed, row.Length.Mean, row.Length.P1, row.Length.P99, row.Half, dev, row.SuccList.Mean, sdev)
 		} else {
-			fmt.Fprintf(a.stdout, "%-4d %7d %8s %6.2f %6.0f %6.0f %12.2f %11.1f %8.1f%%\n", k, row.Nodes, fmt.Sprintf("%d/%d", row.Failed, row.Lookups), row.Length.Mean, row.Length.P1, row.Length.P99, row.Fingers.Mean, row.Half, dev)
+			fmt.Fprintf(a.stdout, "%-4d %7d %-9v %8s %6.2f %4.0f %4.0f %8.1f %8.1f%%   %.2f (%+.1f%%)\n", k, row.Nodes, mode, fmt.Sprintf("%d/%d", row.Failed, 2*row.Lookups), row.Length.Mean, row.Length.P1, row.Length.P99, row.Half, dev, row.SuccList.Mean, sdev)
 		}
 	}
 	return nil

@@ -178,9 +178,11 @@ func (n *Node) lookupDefault(ctx context.Context, key ID) (Result, error) {
 	return n.Lookup(ctx, key, n.cfg.Lookup)
 }
 
-// PathLength is the number of nodes the lookup traversed after the asking
-// node, the owner included (Stoica et al. §6.3's measure): Hops, plus one
-// when the owner is not the last node of Path.
+// PathLength is the number of nodes the lookup contacted after the asking
+// node, the owner included: Hops, plus one when the owner is not the last
+// node of Path. It counts messages; the Chord paper's path length (§6.3,
+// whose mean is about ½·log2 N) is Hops, which stops at the key's
+// predecessor (see p2p/chord/sim).
 func (r Result) PathLength() int {
 	if len(r.Path) == 0 {
 		return 0
