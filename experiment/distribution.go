@@ -156,7 +156,7 @@ func (p *Params) defaults() error {
 		}
 	}
 	for _, m := range p.Modes {
-		if m != ClientServer && m != P2P && m != Optimal {
+		if m != ClientServer && m != P2P && m != Optimal && m != Aria2 {
 			return fmt.Errorf("experiment: unknown mode %q", m)
 		}
 	}
@@ -206,6 +206,8 @@ func Distribution(ctx context.Context, p Params) ([]Result, error) {
 					r, err = runClientServer(ctx, p, nw, n, data, sum)
 				case Optimal:
 					r, err = runOptimal(ctx, p, nw, n, data, sum)
+				case Aria2:
+					r, err = runAria2(ctx, p, nw, n, file, runDir, sum)
 				default:
 					r, err = runP2P(ctx, p, nw, n, file, runDir, sum)
 				}

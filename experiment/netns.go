@@ -27,6 +27,10 @@ type network interface {
 	dial(i int) func(ctx context.Context, network, addr string) (net.Conn, error)
 	// shaped reports whether the network enforces the rates itself.
 	shaped() bool
+	// command prepares a program to run on host i, and ip is host i's
+	// address (for programs that bind one).
+	command(ctx context.Context, i int, name string, args ...string) *exec.Cmd
+	ip(i int) string
 	close() error
 }
 
@@ -39,7 +43,11 @@ func (loopback) dial(int) func(ctx context.Context, network, addr string) (net.C
 	return d.DialContext
 }
 func (loopback) shaped() bool { return false }
-func (loopback) close() error { return nil }
+func (loopback) command(ctx context.Context, _ int, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, name, args...)
+}
+func (loopback) ip(int) string { return "127.0.0.1" }
+func (loopback) close() error  { return nil }
 
 // netns is a switch namespace with a bridge, and one namespace per host
 // with an address in 10.233.0.0/16: the project's own test hosts, which no
@@ -205,6 +213,12 @@ func (n *netns) dial(i int) func(ctx context.Context, network, addr string) (net
 }
 
 func (n *netns) shaped() bool { return true }
+
+func (n *netns) command(ctx context.Context, i int, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.hosts[i].ns, name}, args...)...)
+}
+
+func (n *netns) ip(i int) string { return n.hosts[i].ip.String() }
 
 // close deletes every namespace it made; the veth pairs and the bridge go
 // with them.

@@ -91,11 +91,14 @@ func WriteSummary(w io.Writer, p Params, results []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "N\tmode\tbound (F/u)\tmeasured (F/u)\tmin-max (s)\tmeasured/bound\tserver sent (copies)\tpeer upload used\t")
 	for _, pt := range summarize(results) {
-		use := "-"
+		use, sent := "-", "-"
 		if pt.mode == P2P {
 			use = fmt.Sprintf("%.0f%%", 100*pt.peerUse)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.2f-%.2f\t%.3f\t%.2f\t%s\t\n", pt.n, pt.mode, pt.bnd/fu, pt.mean/fu, pt.min, pt.max, pt.worstRatio, pt.serverSent, use)
+		if pt.mode != Aria2 {
+			sent = fmt.Sprintf("%.2f", pt.serverSent)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.2f-%.2f\t%.3f\t%s\t%s\t\n", pt.n, pt.mode, pt.bnd/fu, pt.mean/fu, pt.min, pt.max, pt.worstRatio, sent, use)
 	}
 	tw.Flush()
 }
@@ -154,7 +157,7 @@ func Plot(p Params, results []Result, paths ...string) error {
 		c     color.Color
 		shape draw.GlyphDrawer
 		label string
-	}{{ClientServer, blue, draw.CircleGlyph{}, "client-server measured"}, {P2P, orange, draw.TriangleGlyph{}, "P2P measured (appnet BitTorrent)"}, {Optimal, color.RGBA{G: 150, A: 255}, draw.SquareGlyph{}, "P2P measured (the course's optimal schedule)"}} {
+	}{{ClientServer, blue, draw.CircleGlyph{}, "client-server measured"}, {P2P, orange, draw.TriangleGlyph{}, "P2P measured (appnet BitTorrent)"}, {Optimal, color.RGBA{G: 150, A: 255}, draw.SquareGlyph{}, "P2P measured (the course's optimal schedule)"}, {Aria2, color.RGBA{R: 150, B: 150, A: 255}, draw.CrossGlyph{}, "P2P measured (aria2c)"}} {
 		var pts plotter.XYs
 		var errs plotter.YErrors
 		for _, pt := range summarize(results) {

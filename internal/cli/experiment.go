@@ -23,7 +23,7 @@ func (a *app) experimentDistributionCommand() *cobra.Command {
 	var (
 		peers, fileSize, serverUp, peerUp, peerDown, shaper, out, strategy string
 		runs                                                               int
-		quick                                                              bool
+		quick, withAria2                                                   bool
 		p                                                                  experiment.Params
 	)
 	cmd := &cobra.Command{
@@ -42,7 +42,8 @@ the last one completes with the course's bounds
 printing a table in units of F/u. --strategy optimal also runs the course's
 constructive schedule that attains the P2P bound (the server cuts the file in
 parts that the peers relay to each other at full rate), to show how close
-BitTorrent comes to the best possible. With -o DIR it writes distribution.csv (every
+BitTorrent comes to the best possible; --aria2c also runs the same swarm with
+aria2c, another BitTorrent client, as seeder and leechers. With -o DIR it writes distribution.csv (every
 run) and the course's figure as distribution.png and distribution.svg. The
 defaults (F = 8 MiB, u = 2 MiB/s so F/u = 4 s, u_s = 10u, d = u_s) take a few
 minutes; --quick runs N = 1, 4, 8 with F/u = 2 s in well under a minute.
@@ -78,12 +79,16 @@ shaped by tc tbf, and runs the programs unlimited.`,
 				return usagef("--shaper %q: want userspace or netns", shaper)
 			}
 			p.Shaper = shaper
+			p.Modes = []string{experiment.ClientServer, experiment.P2P}
 			switch strategy {
 			case "bittorrent":
 			case "optimal":
-				p.Modes = []string{experiment.ClientServer, experiment.P2P, experiment.Optimal}
+				p.Modes = append(p.Modes, experiment.Optimal)
 			default:
 				return usagef("--strategy %q: want bittorrent or optimal", strategy)
+			}
+			if withAria2 {
+				p.Modes = append(p.Modes, experiment.Aria2)
 			}
 			p.Runs = runs
 			p.Logger = a.logger
@@ -128,6 +133,7 @@ shaped by tc tbf, and runs the programs unlimited.`,
 	f.StringVar(&peerDown, "peer-down", "20MiB", "d, each peer's download rate per second")
 	f.StringVar(&shaper, "shaper", "userspace", "how rates are enforced: userspace (token buckets) or netns (namespaces and tc; root)")
 	f.IntVar(&runs, "runs", 1, "runs of each point (the plot shows min-max bars)")
+	f.BoolVar(&withAria2, "aria2c", false, "also run the P2P distribution with aria2c (seeder and leechers) through the same tracker")
 	f.StringVar(&strategy, "strategy", "bittorrent", "P2P as appnet's BitTorrent, or also the course's optimal schedule (optimal)")
 	f.StringVarP(&out, "output", "o", "", "folder for distribution.csv, .png and .svg")
 	f.BoolVar(&quick, "quick", false, "N = 1, 4, 8 and a 4 MiB file: under a minute")
