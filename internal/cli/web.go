@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -47,10 +48,53 @@ func httpServe(serve func(net.Listener) error, ln net.Listener) func() error {
 	}
 }
 
+// gcFlags are the garbage collector's settings for a long-running server.
+// A server's live heap is small (a few MiB besides its caches) while it
+// allocates per request, so with Go's default GOGC=100 it collects about
+// every 4 MiB allocated, a hundred times a second under load; a higher
+// percentage trades memory for fewer collections. The memory limit caps
+// what that costs when the live heap is large (a full in-memory cache).
+type gcFlags struct {
+	percent int
+	limit   string
+}
+
+// DefaultGCPercent is the servers' GOGC: the heap may grow to 5 times what
+// is live (a minimum goal of 20 MiB instead of 4) before a collection.
+const DefaultGCPercent = 400
+
+func (g *gcFlags) add(cmd *cobra.Command, limitHelp string) {
+	f := cmd.Flags()
+	f.IntVar(&g.percent, "gc-percent", DefaultGCPercent, "garbage collector target percentage (GOGC) while serving; negative: off (then give --memory-limit)")
+	f.StringVar(&g.limit, "memory-limit", "", "soft limit of the Go heap (GOMEMLIMIT), e.g. 512MiB; default "+limitHelp)
+}
+
+// apply sets the collector for the command's lifetime; restore undoes it
+// (commands may run inside a test process). auto is the memory limit when
+// --memory-limit is not given.
+func (g *gcFlags) apply(auto int64) (restore func(), err error) {
+	limit := auto
+	if g.limit != "" {
+		if limit, err = proxy.ParseSize(g.limit); err != nil || limit == 0 {
+			return nil, usagef("--memory-limit %q is not a size like 512MiB", g.limit)
+		}
+	}
+	if g.percent < 0 && g.limit == "" {
+		return nil, usagef("--gc-percent off (negative) needs --memory-limit")
+	}
+	oldPercent := debug.SetGCPercent(g.percent)
+	oldLimit := debug.SetMemoryLimit(limit)
+	return func() {
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+	}, nil
+}
+
 func (a *app) webServeCommand() *cobra.Command {
 	var (
 		listen, authFile, accessLog string
 		cfg                         origin.Config
+		gc                          gcFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --listen ADDR DIR [--auth FILE] [--realm R] [--access-log FILE]",
@@ -72,7 +116,11 @@ Files are served from a cache of their metadata (and of the bytes of files
 up to 64 KiB; larger ones go out with sendfile): what is known of a file is
 trusted for --file-cache, then one stat checks whether it changed, as
 nginx's open_file_cache does. The access log is buffered: a line is written
-within a second.`,
+within a second.
+
+--gc-percent (GOGC, 400 by default) and --memory-limit set Go's garbage
+collector while serving: the server's live heap is small, so the default
+GOGC of 100 would collect a hundred times a second under load.`,
 		Example: `  appnet web serve --listen 127.0.0.1:8080 ./site --access-log -
   curl -i http://127.0.0.1:8080/                           # in another terminal
   curl -c jar -b jar -d item=book http://127.0.0.1:8080/cart`,
@@ -110,6 +158,11 @@ within a second.`,
 			} else if cfg.FileCacheValid < 0 {
 				return usagef("--file-cache %v is negative", cfg.FileCacheValid)
 			}
+			restore, err := gc.apply(originMemoryLimit)
+			if err != nil {
+				return err
+			}
+			defer restore()
 			cfg.Host, cfg.Tracer, cfg.Logger = "server", a.tracer, a.logger
 			s, err := origin.New(cfg)
 			if err != nil {
@@ -136,7 +189,9 @@ within a second.`,
 	f.DurationVar(&cfg.MaxAge, "max-age", 0, "send Cache-Control: max-age with files (0: none)")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", origin.DefaultIdleTimeout, "close a persistent connection idle this long")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", origin.DefaultReadHeaderTimeout, "time allowed to send a request's header")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", origin.DefaultWriteTimeout, "time allowed to send a response (from the end of its request), so that a client that does not read cannot hold a connection")
 	f.DurationVar(&cfg.FileCacheValid, "file-cache", origin.DefaultFileCacheValid, "trust what is known of a file (and a small file's bytes) this long before checking it changed; 0: no cache")
+	gc.add(cmd, "512MiB")
 	return cmd
 }
 
@@ -173,6 +228,10 @@ func (a *app) webPasswdCommand() *cobra.Command {
 	return cmd
 }
 
+// originMemoryLimit is web serve's default --memory-limit: its file cache
+// holds at most 64 MiB of small files.
+const originMemoryLimit = 512 << 20
+
 func cacheStore(dir, size string) (*proxy.Store, error) {
 	n, err := proxy.ParseSize(size)
 	if err != nil {
@@ -181,8 +240,26 @@ func cacheStore(dir, size string) (*proxy.Store, error) {
 	return proxy.NewStore(dir, n, 0)
 }
 
+// cacheMemoryLimit is the default --memory-limit of a proxy whose cache
+// holds up to size bytes (memory only without a directory, else
+// proxy.DefaultMemSize of bodies in memory): twice that, and 256 MiB for
+// the rest.
+func cacheMemoryLimit(dir, size string) int64 {
+	n, err := proxy.ParseSize(size)
+	if err != nil || n <= 0 {
+		n = proxy.DefaultCacheSize
+	}
+	if dir != "" {
+		n = min(n, proxy.DefaultMemSize)
+	}
+	return 2*n + 256<<20
+}
+
 func (a *app) webProxyCommand() *cobra.Command {
-	var listen, dir, size, name string
+	var (
+		listen, dir, size, name string
+		gc                      gcFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "proxy --listen ADDR [--cache-dir DIR] [--cache-size SIZE]",
 		Short: "run a caching forward proxy (RFC 9111) until Ctrl-C",
@@ -193,7 +270,10 @@ no-cache, private), Expires, heuristic freshness from Last-Modified, and
 Vary; it validates stale responses with If-None-Match / If-Modified-Since;
 it collapses concurrent misses into one origin fetch. Each response carries
 X-Cache: HIT, MISS or REVALIDATED, and Age and Via. CONNECT is tunnelled to
-port 443 only. With --cache-dir the cache survives a restart.`,
+port 443 only. With --cache-dir the cache survives a restart.
+
+--gc-percent (GOGC, 400 by default) and --memory-limit (by default twice
+what the cache holds in memory, plus 256MiB) set Go's garbage collector.`,
 		Example: `  appnet web proxy --listen 127.0.0.1:3128 --cache-dir /tmp/webcache --cache-size 256MiB
   curl -x http://127.0.0.1:3128 -i http://127.0.0.30/     # twice: X-Cache MISS, then HIT`,
 		Args: args(cobra.NoArgs),
@@ -205,6 +285,11 @@ port 443 only. With --cache-dir the cache survives a restart.`,
 			if err != nil {
 				return err
 			}
+			restore, err := gc.apply(cacheMemoryLimit(dir, size))
+			if err != nil {
+				return err
+			}
+			defer restore()
 			p := proxy.New(proxy.Config{Store: st, Name: name, Host: "proxy", Tracer: a.tracer, Logger: a.logger})
 			ctx := cmd.Context()
 			var lc net.ListenConfig
@@ -221,6 +306,7 @@ port 443 only. With --cache-dir the cache survives a restart.`,
 	f.StringVar(&dir, "cache-dir", "", "keep the cache in this directory (default: memory only)")
 	f.StringVar(&size, "cache-size", "256MiB", "most bytes cached")
 	f.StringVar(&name, "name", proxy.DefaultName, "the proxy's name in Via")
+	gc.add(cmd, "twice the bytes the cache holds in memory, plus 256MiB")
 	return cmd
 }
 
@@ -301,13 +387,17 @@ RTT per object persistent, 1 RTT for all objects pipelined.`,
 }
 
 func (a *app) cdnEdgeCommand() *cobra.Command {
-	var listen, originURL, dir, size, name string
+	var (
+		listen, originURL, dir, size, name string
+		gc                                 gcFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "edge --listen ADDR --origin URL [--cache-dir DIR]",
 		Short: "run a CDN edge: a reverse caching proxy for one origin",
 		Long: `Edge answers requests for the origin's content from its cache (the same
 RFC 9111 cache as 'appnet web proxy'), fetching from --origin on a miss.
-X-Cache says HIT, MISS or REVALIDATED.`,
+X-Cache says HIT, MISS or REVALIDATED. --gc-percent and --memory-limit set
+Go's garbage collector, as for 'appnet web proxy'.`,
 		Example: `  appnet cdn edge --listen 127.0.0.41:8080 --origin http://127.0.0.40/
   curl -i http://127.0.0.41:8080/index.html     # twice: MISS, then HIT`,
 		Args: args(cobra.NoArgs),
@@ -323,6 +413,11 @@ X-Cache says HIT, MISS or REVALIDATED.`,
 			if err != nil {
 				return err
 			}
+			restore, err := gc.apply(cacheMemoryLimit(dir, size))
+			if err != nil {
+				return err
+			}
+			defer restore()
 			p := cdn.NewEdge(u, proxy.Config{Store: st, Name: name, Host: "edge", Tracer: a.tracer, Logger: a.logger})
 			ctx := cmd.Context()
 			var lc net.ListenConfig
@@ -340,6 +435,7 @@ X-Cache says HIT, MISS or REVALIDATED.`,
 	f.StringVar(&dir, "cache-dir", "", "keep the cache in this directory (default: memory only)")
 	f.StringVar(&size, "cache-size", "256MiB", "most bytes cached")
 	f.StringVar(&name, "name", "edge", "the edge's name in Via")
+	gc.add(cmd, "twice the bytes the cache holds in memory, plus 256MiB")
 	return cmd
 }
 

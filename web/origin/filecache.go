@@ -34,8 +34,9 @@ const (
 // changed file is read again. Entries are immutable once published, except
 // for their check time.
 type fileCache struct {
-	valid time.Duration
-	small int64
+	valid        time.Duration
+	small        int64
+	cacheControl string // the server's Cache-Control for files, "" for none
 
 	mu    sync.RWMutex
 	m     map[string]*fileEntry
@@ -43,19 +44,33 @@ type fileCache struct {
 }
 
 type fileEntry struct {
-	name    string      // the file's name inside the root
-	fi      fs.FileInfo // from the Stat of the file that was read
-	checked atomic.Int64
+	name    string       // the file's name inside the root
+	fi      fs.FileInfo  // from the Stat of the file that was read
+	checked atomic.Int64 // monoNow when the file was last known unchanged
 
 	data []byte // the whole file when it is small; nil otherwise
 
-	// header values
-	etag, lastModified, contentType, contentLength string
+	// the header fields of a 200 with the whole file, each value a slice
+	// whose capacity is its length, shared by every response and never
+	// modified: net/http and http.Header only replace or delete values,
+	// and an Add to a full slice copies it
+	header [6]struct {
+		key string
+		val []string
+	}
+	nheader int
 }
 
-func newFileCache(valid time.Duration, small int64) *fileCache {
-	return &fileCache{valid: valid, small: small, m: map[string]*fileEntry{}}
+func newFileCache(valid time.Duration, small int64, cacheControl string) *fileCache {
+	return &fileCache{valid: valid, small: small, cacheControl: cacheControl, m: map[string]*fileEntry{}}
 }
+
+// monoBase is the origin of monoNow.
+var monoBase = time.Now()
+
+// monoNow is the time in nanoseconds on the monotonic clock, cheaper than
+// time.Now (one clock read instead of two).
+func monoNow() int64 { return int64(time.Since(monoBase)) }
 
 func (c *fileCache) get(name string) *fileEntry {
 	c.mu.RLock()
@@ -111,10 +126,9 @@ func sameFile(a, b fs.FileInfo) bool {
 // read.
 func (c *fileCache) newEntry(name string, f *os.File, fi fs.FileInfo) (e *fileEntry, ok bool) {
 	e = &fileEntry{name: name, fi: fi}
-	e.etag = ETag(fi)
-	e.contentLength = strconv.FormatInt(fi.Size(), 10)
+	var lastModified string
 	if t := fi.ModTime(); !t.IsZero() && !t.Equal(time.Unix(0, 0)) {
-		e.lastModified = t.UTC().Format(http.TimeFormat)
+		lastModified = t.UTC().Format(http.TimeFormat)
 	}
 	ctype := mime.TypeByExtension(path.Ext(fi.Name()))
 	var sniff []byte
@@ -136,33 +150,65 @@ func (c *fileCache) newEntry(name string, f *os.File, fi fs.FileInfo) (e *fileEn
 		// what http.ServeContent does
 		ctype = http.DetectContentType(sniff[:min(len(sniff), 512)])
 	}
-	e.contentType = ctype
 	if after, err := f.Stat(); err != nil || !sameFile(fi, after) {
 		return nil, false
 	}
-	e.checked.Store(time.Now().UnixNano())
+	e.add("Etag", ETag(fi))
+	e.add("Content-Type", ctype)
+	e.add("Accept-Ranges", "bytes")
+	e.add("Content-Length", strconv.FormatInt(fi.Size(), 10))
+	if lastModified != "" {
+		e.add("Last-Modified", lastModified)
+	}
+	if c.cacheControl != "" {
+		e.add("Cache-Control", c.cacheControl)
+	}
+	e.checked.Store(monoNow())
 	return e, true
+}
+
+func (e *fileEntry) add(key, val string) {
+	e.header[e.nheader].key = key
+	e.header[e.nheader].val = []string{val}[:1:1]
+	e.nheader++
 }
 
 // setHeader sets the header fields of a 200 response with the whole file
 // (what http.ServeContent would set), Content-Length included, and the
-// server's Cache-Control. The values are copied (into one allocation): a
-// handler around ours may modify them in place.
-func (e *fileEntry) setHeader(h http.Header, cacheControl string) {
-	v := make([]string, 0, 6)
-	v = append(v, e.etag, e.contentType, "bytes", e.contentLength)
-	h["Etag"] = v[0:1:1]
-	h["Content-Type"] = v[1:2:2]
-	h["Accept-Ranges"] = v[2:3:3]
-	h["Content-Length"] = v[3:4:4]
-	if e.lastModified != "" {
-		v = append(v, e.lastModified)
-		h["Last-Modified"] = v[len(v)-1 : len(v) : len(v)]
+// server's Cache-Control. The values are the entry's, shared read-only by
+// every response (see fileEntry.header): whoever wraps the server's
+// handler may replace or delete them, or Add to them, but not write into
+// them.
+func (e *fileEntry) setHeader(h http.Header) {
+	for _, f := range e.header[:e.nheader] {
+		h[f.key] = f.val
 	}
-	if cacheControl != "" {
-		v = append(v, cacheControl)
-		h["Cache-Control"] = v[len(v)-1 : len(v) : len(v)]
+}
+
+// dateCache is the Date header value of the current second, formatted once
+// a second rather than for every response.
+type dateCache struct {
+	v atomic.Pointer[dateValue]
+}
+
+type dateValue struct {
+	until int64    // monoNow when the next second starts
+	val   []string // len == cap: shared read-only
+}
+
+// get returns the Date value for now.
+func (d *dateCache) get() []string {
+	if v := d.v.Load(); v != nil && monoNow() < v.until {
+		return v.val
 	}
+	t := time.Now()
+	mono := int64(t.Sub(monoBase))
+	v := &dateValue{
+		until: mono + int64(time.Second) - int64(t.Nanosecond()),
+		val:   []string{t.UTC().Format(http.TimeFormat)}[:1:1],
+	}
+	d.v.Store(v)
+	return v.val
 }
 
 // plainGet says whether r is a GET or HEAD without the header fields that

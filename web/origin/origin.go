@@ -38,6 +38,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,7 +88,10 @@ type Config struct {
 }
 
 // Server serves one directory. It is an http.Handler; Serve runs it with
-// the timeouts of its Config.
+// the timeouts of its Config. The header values of a file's 200 response
+// are shared by every response for that file (so that a request allocates
+// nothing of ours): a handler that wraps Server may replace, delete or Add
+// to them, but not write into the slices in place.
 type Server struct {
 	cfg   Config
 	root  *os.Root
@@ -95,6 +99,7 @@ type Server struct {
 	srv   *http.Server
 	files *fileCache // nil when disabled
 	log   *accessLog // nil without an access log
+	date  dateCache
 
 	cacheControl string // the Cache-Control value of files, "" for none
 }
@@ -139,11 +144,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SmallFile <= 0 {
 		cfg.SmallFile = DefaultSmallFile
 	}
-	if cfg.FileCacheValid > 0 {
-		files = newFileCache(cfg.FileCacheValid, cfg.SmallFile)
-	}
 	if cfg.MaxAge > 0 {
-		cacheControl = fmt.Sprintf("max-age=%d", int(cfg.MaxAge.Seconds()))
+		cacheControl = "max-age=" + strconv.Itoa(int(cfg.MaxAge.Seconds()))
+	}
+	if cfg.FileCacheValid > 0 {
+		files = newFileCache(cfg.FileCacheValid, cfg.SmallFile, cacheControl)
 	}
 	s := &Server{cfg: cfg, root: root, carts: c, files: files, cacheControl: cacheControl}
 	if cfg.AccessLog != nil {
@@ -188,6 +193,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // ServeHTTP answers one request: the cart demo at /cart, files elsewhere.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.log == nil && !s.cfg.Tracer.Enabled() {
+		s.serve(w, r) // nothing to record
+		return
+	}
 	var start time.Time
 	if s.log != nil {
 		start = time.Now()
@@ -281,7 +290,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, clean string,
 	}
 	if s.files != nil {
 		if e := s.files.get(key); e != nil {
-			now := time.Now().UnixNano()
+			now := monoNow()
 			if (s.files.fresh(e, now) || s.recheck(key, e, now)) && s.serveEntry(w, r, e, nil) {
 				return
 			}
@@ -374,7 +383,8 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *fileEntry
 			return false
 		}
 	}
-	e.setHeader(w.Header(), s.cacheControl)
+	h := w.Header()
+	e.setHeader(h)
 	if !plainGet(r) {
 		// ServeContent sets Content-Length for what it sends
 		delete(w.Header(), "Content-Length")
@@ -385,6 +395,7 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *fileEntry
 		http.ServeContent(w, r, e.fi.Name(), e.fi.ModTime(), content)
 		return true
 	}
+	h["Date"] = s.date.get() // what net/http would add, formatted once a second
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return true

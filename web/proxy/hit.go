@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +25,36 @@ type hitInfo struct {
 	// authOK: the response may answer a request with Authorization
 	// (§3.5); mustValidate: it may not be served stale
 	authOK, mustValidate bool
+
+	// the response's header fields as a hit sends them, but for Age, Via
+	// and Content-Length, worked out once; a hit copies the values
+	fields []headerField
+	nvals  int                      // the number of values in fields
+	via    []string                 // the stored Via values
+	size   int64                    // the body's length
+	clen   string                   // and as Content-Length
+	ages   atomic.Pointer[ageValue] // the last Age sent
+}
+
+type headerField struct {
+	key string
+	val []string
+}
+
+type ageValue struct {
+	secs int64
+	val  string
+}
+
+// ageField returns the Age value for age, reusing the last one made.
+func (h *hitInfo) ageField(age time.Duration) string {
+	secs := int64(age / time.Second)
+	if a := h.ages.Load(); a != nil && a.secs == secs {
+		return a.val
+	}
+	a := &ageValue{secs: secs, val: strconv.FormatInt(secs, 10)}
+	h.ages.Store(a)
+	return a.val
 }
 
 // newHitInfo parses the fields of m that freshness, age and conditional
@@ -51,6 +83,19 @@ func newHitInfo(m *Meta) *hitInfo {
 	h.initialAge = max(apparent, corrected)
 	h.authOK = h.cc.Has("public") || h.cc.Has("s-maxage") || h.cc.Has("must-revalidate")
 	h.mustValidate = h.cc.Has("must-revalidate") || h.cc.Has("proxy-revalidate") || h.cc.Has("s-maxage") || h.cc.Has("no-cache")
+	h.fields = make([]headerField, 0, len(m.Header))
+	for k, v := range m.Header {
+		switch k {
+		case "Via":
+			h.via = v
+		case "Age", "Content-Length":
+		default:
+			h.fields = append(h.fields, headerField{k, v})
+			h.nvals += len(v)
+		}
+	}
+	h.size = m.Size
+	h.clen = strconv.FormatInt(m.Size, 10)
 	return h
 }
 

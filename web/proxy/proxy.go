@@ -75,6 +75,7 @@ type Proxy struct {
 
 	mu        sync.Mutex
 	via       string // this proxy's Via value
+	keyPrefix string // see fastKey; "" for a forward proxy
 	realClock bool   // cfg.Now is time.Now
 	flights   map[string]*flight
 	tunnels   map[net.Conn]struct{}
@@ -101,7 +102,7 @@ func New(cfg Config) *Proxy {
 		cfg.Host = "proxy"
 	}
 	p := &Proxy{cfg: cfg, store: cfg.Store, tr: cfg.Transport, flights: map[string]*flight{}, tunnels: map[net.Conn]struct{}{},
-		via: "1.1 " + cfg.Name, realClock: realClock}
+		via: "1.1 " + cfg.Name, realClock: realClock, keyPrefix: keyPrefixOf(cfg.Origin)}
 	if p.store == nil {
 		p.store, _ = NewStore("", DefaultCacheSize, 0)
 	}
@@ -171,6 +172,10 @@ const (
 
 // ServeHTTP proxies one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !p.cfg.Tracer.Enabled() {
+		p.serve(w, r) // nothing to record
+		return
+	}
 	rec := &httpx.Recorder{ResponseWriter: w}
 	outcome := p.serve(rec, r)
 	if p.cfg.Tracer.Enabled() {
@@ -186,18 +191,22 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) string {
 		p.tunnel(w, r)
 		return "TUNNEL"
 	}
-	target, err := p.target(r)
-	if err != nil {
-		http.Error(w, "400 "+err.Error(), http.StatusBadRequest)
-		return "ERROR"
+	key, ok := p.fastKey(r)
+	var target *url.URL
+	if !ok || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		var err error
+		if target, err = p.target(r); err != nil {
+			http.Error(w, "400 "+err.Error(), http.StatusBadRequest)
+			return "ERROR"
+		}
+		key = target.String()
 	}
-	key := target.String()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return p.passThrough(w, r, target, true)
 	}
 	reqCC := requestDirectives(r.Header)
 	if reqCC.Has("no-store") {
-		return p.passThrough(w, r, target, false)
+		return p.passThrough(w, r, p.mustTarget(r, target), false)
 	}
 	for range 2 {
 		now := p.cfg.Now()
@@ -214,6 +223,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) string {
 			http.Error(w, "504 not in cache (only-if-cached)", http.StatusGatewayTimeout)
 			return Miss
 		}
+		target = p.mustTarget(r, target)
 		if r.Method == http.MethodHead && !ok {
 			return p.passThrough(w, r, target, false)
 		}
@@ -240,7 +250,78 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) string {
 		// not storable, or another variant: fetch for ourselves
 		return p.passThrough(w, r, target, false)
 	}
-	return p.passThrough(w, r, target, false)
+	return p.passThrough(w, r, p.mustTarget(r, target), false)
+}
+
+// mustTarget returns target, or when it is nil the target of a request
+// fastKey accepted (which target accepts too).
+func (p *Proxy) mustTarget(r *http.Request, target *url.URL) *url.URL {
+	if target != nil {
+		return target
+	}
+	t, _ := p.target(r)
+	return t
+}
+
+// fastKey is target(r).String() for a reverse proxy's plain requests,
+// made with one concatenation (no URL to copy, no escaping to do): the
+// path has only bytes that a URL path keeps as they are. ok is false for
+// anything else, and for a forward proxy.
+func (p *Proxy) fastKey(r *http.Request) (key string, ok bool) {
+	if p.keyPrefix == "" || r.URL.RawPath != "" || r.URL.ForceQuery || r.URL.Opaque != "" {
+		return "", false
+	}
+	path := r.URL.Path
+	if path == "" || path[0] != '/' {
+		return "", false
+	}
+	for i := 0; i < len(path); i++ {
+		if !pathByte(path[i]) {
+			return "", false
+		}
+	}
+	if r.URL.RawQuery != "" {
+		return p.keyPrefix + path + "?" + r.URL.RawQuery, true
+	}
+	return p.keyPrefix + path, true
+}
+
+// pathByte says whether net/url leaves c as it is in a path.
+func pathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-_.~$&+,/:;=@", c) >= 0
+}
+
+// keyPrefixOf is what fastKey puts before a request's path: the origin's
+// URL with its path but not its final slash. "" when the origin's URL has
+// anything that could make target(r).String() differ from a plain
+// concatenation (a query, an escaped or odd path).
+func keyPrefixOf(origin *url.URL) string {
+	if origin == nil || origin.Opaque != "" || origin.RawPath != "" || origin.ForceQuery || origin.RawQuery != "" {
+		return ""
+	}
+	op := strings.TrimSuffix(origin.Path, "/")
+	if op != "" && op[0] != '/' {
+		return ""
+	}
+	for i := 0; i < len(op); i++ {
+		if !pathByte(op[i]) {
+			return ""
+		}
+	}
+	u := *origin
+	u.Path, u.Fragment, u.RawFragment = op, "", ""
+	prefix := u.String()
+	// check with a probe request that it is what target makes
+	probe := &http.Request{URL: &url.URL{Path: "/probe/a.b", RawQuery: "q=1"}}
+	t, err := (&Proxy{cfg: Config{Origin: origin}}).target(probe)
+	if err != nil || t.String() != prefix+"/probe/a.b?q=1" {
+		return ""
+	}
+	return prefix
 }
 
 // target is the URI the request is for.
@@ -325,35 +406,31 @@ func (p *Proxy) writeCached(w http.ResponseWriter, r *http.Request, m *Meta, bod
 	h := w.Header()
 	// one allocation holds every value of the response's header (a
 	// handler after us may modify them in place: they are not the store's)
-	n := 4 // Age, Via, X-Cache, Content-Length
-	for _, v := range m.Header {
-		n += len(v)
-	}
-	vals := make([]string, 0, n)
-	for k, v := range m.Header {
-		if k == "Via" || k == "Age" {
-			continue
-		}
+	vals := make([]string, 0, hi.nvals+len(hi.via)+4) // and Age, Via, X-Cache, Content-Length
+	for _, f := range hi.fields {
 		i := len(vals)
-		vals = append(vals, v...)
-		h[k] = vals[i:len(vals):len(vals)]
+		vals = append(vals, f.val...)
+		h[f.key] = vals[i:len(vals):len(vals)]
 	}
 	i := len(vals)
-	vals = append(vals, strconv.FormatInt(int64(hi.age(m, now)/time.Second), 10))
+	vals = append(vals, hi.ageField(hi.age(m, now)))
 	h["Age"] = vals[i : i+1 : i+1]
 	i = len(vals)
-	vals = append(append(vals, m.Header["Via"]...), p.via)
+	vals = append(append(vals, hi.via...), p.via)
 	h["Via"] = vals[i:len(vals):len(vals)]
 	i = len(vals)
 	vals = append(vals, how)
 	h["X-Cache"] = vals[i : i+1 : i+1]
 	if notModified(r, m, hi) {
-		delete(h, "Content-Length")
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	i = len(vals)
-	vals = append(vals, strconv.Itoa(len(body)))
+	if int64(len(body)) == hi.size {
+		vals = append(vals, hi.clen)
+	} else {
+		vals = append(vals, strconv.Itoa(len(body)))
+	}
 	h["Content-Length"] = vals[i : i+1 : i+1]
 	w.WriteHeader(m.Status)
 	if r.Method != http.MethodHead {
