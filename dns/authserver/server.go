@@ -41,6 +41,7 @@ import (
 
 	"appnet/dns/dnstrace"
 	"appnet/dns/internal/udploop"
+	"appnet/dns/serve"
 	"appnet/dns/zone"
 	"appnet/trace"
 )
@@ -86,27 +87,16 @@ type Server struct {
 	turn     atomic.Uint32
 	updateMu sync.Mutex // one UPDATE at a time
 
+	group serve.Group // the sockets Serve and ServePacket run
+
 	mu       sync.Mutex
-	closed   bool
-	running  []*running
-	loops    []*loopRun
+	closed   bool           // no new background work after Shutdown
 	bg       sync.WaitGroup // NOTIFY senders, secondary refreshers
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 
 	secOnce, secStart sync.Once
 	secondaries       []*secondaryZone
-}
-
-type running struct {
-	srv     *dns.Server
-	started chan struct{}
-	done    chan struct{}
-}
-
-type loopRun struct {
-	l    *udploop.Loop
-	done chan struct{}
 }
 
 // New returns a server for the zones in set, with rotation on.
@@ -148,25 +138,17 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 	h := &packetHandler{s: s}
 	l := udploop.New(pc, h.handle)
 	h.l = l
-	r := &loopRun{l: l, done: make(chan struct{})}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		pc.Close()
+	// Secondaries start once the socket is registered: transfers go out
+	// from its address (see source), which a primary's transfer list names.
+	return served(s.group.Loop(l, pc, s.startSecondaries, nil))
+}
+
+// served turns a serve.Group result into this package's.
+func served(err error) error {
+	switch {
+	case errors.Is(err, serve.ErrClosed):
 		return ErrServerClosed
-	}
-	s.loops = append(s.loops, r)
-	s.mu.Unlock()
-	// After the socket is registered: transfers go out from its address
-	// (see source), which a primary's transfer list names.
-	s.startSecondaries()
-	err := l.Serve(0)
-	pc.Close()
-	close(r.done)
-	if l.Stopping() {
-		return ErrServerClosed
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("authserver: %w", err)
 	}
 	return nil
@@ -204,41 +186,15 @@ func (s *Server) ListenAndServe(addr string) error {
 }
 
 func (s *Server) serve(srv *dns.Server) error {
-	r := &running{srv: srv, started: make(chan struct{}), done: make(chan struct{})}
-	defer close(r.done)
 	srv.Handler = dns.HandlerFunc(s.serveDNS)
 	srv.MsgAcceptFunc = acceptMsg
-	srv.NotifyStartedFunc = func() { close(r.started) }
 	if len(s.Keys) > 0 {
 		srv.TsigSecret = map[string]string{}
 		for k, v := range s.Keys {
 			srv.TsigSecret[dns.CanonicalName(k)] = v
 		}
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		if srv.PacketConn != nil {
-			srv.PacketConn.Close()
-		} else {
-			srv.Listener.Close()
-		}
-		return ErrServerClosed
-	}
-	s.running = append(s.running, r)
-	s.mu.Unlock()
-	s.startSecondaries()
-	err := srv.ActivateAndServe()
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return ErrServerClosed
-	}
-	if err != nil {
-		return fmt.Errorf("authserver: %w", err)
-	}
-	return nil
+	return served(s.group.DNS(srv, s.startSecondaries))
 }
 
 // Shutdown stops every Serve and ServePacket, lets answers being written
@@ -246,38 +202,13 @@ func (s *Server) serve(srv *dns.Server) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	rs := s.running
-	s.running = nil
-	ls := s.loops
-	s.loops = nil
 	if s.bgCancel != nil {
 		s.bgCancel()
 	}
 	s.mu.Unlock()
 	var errs []error
-	for _, l := range ls {
-		l.l.Stop()
-	}
-	for _, l := range ls {
-		select {
-		case <-l.done:
-		case <-ctx.Done():
-			errs = append(errs, ctx.Err())
-		}
-	}
-	for _, r := range rs {
-		select {
-		case <-r.started:
-			if err := r.srv.ShutdownContext(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("authserver: %w", err))
-			}
-		case <-r.done:
-		}
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			errs = append(errs, ctx.Err())
-		}
+	if err := s.group.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("authserver: %w", err))
 	}
 	bgDone := make(chan struct{})
 	go func() { s.bg.Wait(); close(bgDone) }()

@@ -460,21 +460,17 @@ func (s *Server) replaceZone(z *zone.Zone) {
 // source is the address the server's first UDP socket (or else TCP
 // listener) is bound to, unless that is a wildcard.
 func (s *Server) source() netip.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, l := range s.loops {
-		if ua, ok := l.l.LocalAddr().(*net.UDPAddr); ok && !ua.IP.IsUnspecified() {
-			a, _ := netip.AddrFromSlice(ua.IP)
-			return a.Unmap()
+	for _, a := range s.group.Addrs() {
+		var ip net.IP
+		switch a := a.(type) {
+		case *net.UDPAddr:
+			ip = a.IP
+		case *net.TCPAddr:
+			ip = a.IP
 		}
-	}
-	for _, r := range s.running {
-		if r.srv.Listener == nil {
-			continue
-		}
-		if ta, ok := r.srv.Listener.Addr().(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
-			a, _ := netip.AddrFromSlice(ta.IP)
-			return a.Unmap()
+		if ip != nil && !ip.IsUnspecified() {
+			addr, _ := netip.AddrFromSlice(ip)
+			return addr.Unmap()
 		}
 	}
 	return netip.Addr{}

@@ -13,6 +13,7 @@ import (
 
 	"appnet/dns/dnstrace"
 	"appnet/dns/internal/udploop"
+	"appnet/dns/serve"
 	"appnet/trace"
 )
 
@@ -39,21 +40,7 @@ type Server struct {
 
 	packed packedCache // packed answers to repeated questions
 
-	mu      sync.Mutex
-	closed  bool
-	running []*running
-	loops   []*loopRun
-}
-
-type loopRun struct {
-	l    *udploop.Loop
-	done chan struct{}
-}
-
-type running struct {
-	srv     *dns.Server
-	started chan struct{}
-	done    chan struct{}
+	group serve.Group // the sockets Serve and ServePacket run
 }
 
 func (s *Server) init() {
@@ -77,23 +64,16 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 	h := &packetHandler{s: s, sem: make(chan struct{}, MaxInFlight)}
 	l := udploop.New(pc, h.handle)
 	h.l = l
-	r := &loopRun{l: l, done: make(chan struct{})}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		pc.Close()
+	// Once the loop stops, the resolutions it started finish first.
+	return served(s.group.Loop(l, pc, nil, h.wg.Wait))
+}
+
+// served turns a serve.Group result into this package's.
+func served(err error) error {
+	switch {
+	case errors.Is(err, serve.ErrClosed):
 		return ErrServerClosed
-	}
-	s.loops = append(s.loops, r)
-	s.mu.Unlock()
-	err := l.Serve(0)
-	h.wg.Wait()
-	pc.Close()
-	close(r.done)
-	if l.Stopping() {
-		return ErrServerClosed
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("resolver: %w", err)
 	}
 	return nil
@@ -106,74 +86,20 @@ func (s *Server) Serve(ln net.Listener) error {
 
 func (s *Server) serve(srv *dns.Server) error {
 	s.init()
-	r := &running{srv: srv, started: make(chan struct{}), done: make(chan struct{})}
-	defer close(r.done)
 	srv.Handler = dns.HandlerFunc(s.serveDNS)
 	srv.MsgAcceptFunc = acceptMsg
-	srv.NotifyStartedFunc = func() { close(r.started) }
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		if srv.PacketConn != nil {
-			srv.PacketConn.Close()
-		} else {
-			srv.Listener.Close()
-		}
-		return ErrServerClosed
-	}
-	s.running = append(s.running, r)
-	s.mu.Unlock()
-	err := srv.ActivateAndServe()
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return ErrServerClosed
-	}
-	if err != nil {
-		return fmt.Errorf("resolver: %w", err)
-	}
-	return nil
+	return served(s.group.DNS(srv, nil))
 }
 
 // Shutdown stops serving, ends resolutions in flight, and waits for the
 // server's goroutines (or ctx).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
-	s.mu.Lock()
-	s.closed = true
-	rs := s.running
-	s.running = nil
-	ls := s.loops
-	s.loops = nil
-	s.mu.Unlock()
 	s.cancel()
-	var errs []error
-	for _, l := range ls {
-		l.l.Stop()
+	if err := s.group.Shutdown(ctx); err != nil {
+		return fmt.Errorf("resolver: %w", err)
 	}
-	for _, l := range ls {
-		select {
-		case <-l.done:
-		case <-ctx.Done():
-			errs = append(errs, ctx.Err())
-		}
-	}
-	for _, r := range rs {
-		select {
-		case <-r.started:
-			if err := r.srv.ShutdownContext(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("resolver: %w", err))
-			}
-		case <-r.done:
-		}
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			errs = append(errs, ctx.Err())
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func acceptMsg(dh dns.Header) dns.MsgAcceptAction {

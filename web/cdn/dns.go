@@ -8,11 +8,11 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/miekg/dns"
 
+	"appnet/dns/serve"
 	"appnet/trace"
 )
 
@@ -34,14 +34,7 @@ type DNS struct {
 	Tracer *trace.Tracer
 	Logger *slog.Logger
 
-	mu      sync.Mutex
-	closed  bool
-	running []*dnsRun
-}
-
-type dnsRun struct {
-	srv           *dns.Server
-	started, done chan struct{}
+	group serve.Group // the sockets Serve and ServePacket run
 }
 
 // ServePacket answers queries on UDP until Shutdown.
@@ -55,30 +48,11 @@ func (d *DNS) Serve(ln net.Listener) error {
 }
 
 func (d *DNS) serve(srv *dns.Server) error {
-	r := &dnsRun{srv: srv, started: make(chan struct{}), done: make(chan struct{})}
-	defer close(r.done)
 	srv.Handler = dns.HandlerFunc(d.serveDNS)
-	srv.NotifyStartedFunc = func() { close(r.started) }
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		if srv.PacketConn != nil {
-			srv.PacketConn.Close()
-		} else {
-			srv.Listener.Close()
-		}
+	switch err := d.group.DNS(srv, nil); {
+	case errors.Is(err, serve.ErrClosed):
 		return ErrServerClosed
-	}
-	d.running = append(d.running, r)
-	d.mu.Unlock()
-	err := srv.ActivateAndServe()
-	d.mu.Lock()
-	closed := d.closed
-	d.mu.Unlock()
-	if closed {
-		return ErrServerClosed
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("cdn: %w", err)
 	}
 	return nil
@@ -86,27 +60,10 @@ func (d *DNS) serve(srv *dns.Server) error {
 
 // Shutdown stops every Serve and ServePacket and waits for them (or ctx).
 func (d *DNS) Shutdown(ctx context.Context) error {
-	d.mu.Lock()
-	d.closed = true
-	rs := d.running
-	d.running = nil
-	d.mu.Unlock()
-	var errs []error
-	for _, r := range rs {
-		select {
-		case <-r.started:
-			if err := r.srv.ShutdownContext(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("cdn: %w", err))
-			}
-		case <-r.done:
-		}
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			errs = append(errs, ctx.Err())
-		}
+	if err := d.group.Shutdown(ctx); err != nil {
+		return fmt.Errorf("cdn: %w", err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func (d *DNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
