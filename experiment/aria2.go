@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,16 +120,33 @@ func runAria2(ctx context.Context, p Params, nw network, n int, file, dir string
 		cmds = append(cmds, c)
 		return nil
 	}
-	port := 20000 + os.Getpid()%20000
+	// Each aria2c gets a port the system just handed out on its host and
+	// released, so it does not collide with other programs' ports.
+	port := func(host int) (int, error) {
+		ln, err := nw.listen(host)
+		if err != nil {
+			return 0, err
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port, nil
+	}
+	sp, err := port(0)
+	if err != nil {
+		return Result{}, err
+	}
 	// The seeder trusts its file (it is the source), as appnet's seeder
 	// would after its own check.
-	if err := start(0, aria2Args(nw.ip(0), port, up(p.ServerUp), 0, filepath.Dir(file), tf, "--bt-seed-unverified=true")); err != nil {
+	if err := start(0, aria2Args(nw.ip(0), sp, up(p.ServerUp), 0, filepath.Dir(file), tf, "--bt-seed-unverified=true")); err != nil {
 		return Result{}, err
 	}
 	t0 := time.Now()
 	for i := range n {
 		ld := filepath.Join(dir, strconv.Itoa(i))
-		if err := start(i+1, aria2Args(nw.ip(i+1), port+1+i, up(p.PeerUp), down(p.PeerDown), ld, tf, "--on-bt-download-complete="+touch)); err != nil {
+		lp, err := port(i + 1)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := start(i+1, aria2Args(nw.ip(i+1), lp, up(p.PeerUp), down(p.PeerDown), ld, tf, "--on-bt-download-complete="+touch)); err != nil {
 			return Result{}, err
 		}
 	}
