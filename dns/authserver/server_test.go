@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"appnet/dns/zone"
+	"appnet/internal/testnet"
 	"appnet/trace"
 )
 
@@ -100,23 +101,11 @@ func startOn(t *testing.T, pc net.PacketConn, ln net.Listener, configure func(*S
 	return s, pc.LocalAddr().String()
 }
 
-// listenBoth opens UDP and TCP on one free loopback port (other tests on
-// the machine may hold the TCP port of a free UDP one: try a few).
+// listenBoth opens UDP (with SO_REUSEPORT, as the CLI does) and TCP on
+// one free loopback port.
 func listenBoth(t *testing.T) (net.PacketConn, net.Listener) {
 	t.Helper()
-	for range 50 {
-		pc, err := ListenPacket(context.Background(), "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			return pc, ln
-		}
-		pc.Close()
-	}
-	t.Fatal("no port free for UDP and TCP")
-	return nil, nil
+	return testnet.ListenBoth(t, func(addr string) (net.PacketConn, error) { return ListenPacket(context.Background(), addr) })
 }
 
 func ask(t *testing.T, addr, network, name string, qtype uint16, edns int) *dns.Msg {

@@ -56,3 +56,28 @@ func ListenUDP(t testing.TB) net.PacketConn {
 	t.Cleanup(func() { pc.Close() })
 	return pc
 }
+
+// ListenBoth opens a UDP socket and a TCP listener on the same free port
+// of 127.0.0.1, both closed when the test ends: what a DNS server serves.
+// A free UDP port's TCP twin may be held by another program, so it tries
+// a few ports. listenPacket opens the UDP socket (nil: net.ListenPacket).
+func ListenBoth(t testing.TB, listenPacket func(addr string) (net.PacketConn, error)) (net.PacketConn, net.Listener) {
+	t.Helper()
+	if listenPacket == nil {
+		listenPacket = func(addr string) (net.PacketConn, error) { return net.ListenPacket("udp", addr) }
+	}
+	for range 50 {
+		pc, err := listenPacket("127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testnet: listen udp: %v", err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			t.Cleanup(func() { pc.Close(); ln.Close() })
+			return pc, ln
+		}
+		pc.Close()
+	}
+	t.Fatal("testnet: no port free for both UDP and TCP")
+	return nil, nil
+}

@@ -40,11 +40,7 @@ func startDNS(t *testing.T) (addr string) {
 		t.Fatal(err)
 	}
 	d := &DNS{Zone: "kingcdn.test", Map: m}
-	pc := testnet.ListenUDP(t)
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := testnet.ListenBoth(t, nil)
 	errc := make(chan error, 2)
 	go func() { errc <- d.ServePacket(pc) }()
 	go func() { errc <- d.Serve(ln) }()
