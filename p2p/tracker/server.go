@@ -77,8 +77,9 @@ type Server struct {
 	secret   []byte
 	macs     sync.Pool // of keyed HMACs for UDP connection IDs
 
-	mu        sync.Mutex // guards pcs, janitorOn, and wg.Add against Shutdown
+	mu        sync.Mutex // guards pcs, fresh, janitorOn, and wg.Add against Shutdown
 	pcs       map[net.PacketConn]struct{}
+	fresh     map[net.Conn]struct{} // HTTP connections that have sent nothing yet
 	janitorOn bool
 	closing   atomic.Bool
 	stop      chan struct{}
@@ -108,6 +109,7 @@ func (s *Server) init() {
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    DefaultMaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
+			ConnState:         s.connState,
 		}
 	})
 }
@@ -243,6 +245,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for pc := range s.pcs {
 		pc.Close()
 	}
+	// A connection that has sent nothing has nothing to finish; net/http
+	// would wait 5 s before taking it for idle.
+	for c := range s.fresh {
+		c.Close()
+	}
 	s.mu.Unlock()
 	if first {
 		close(s.stop)
@@ -253,6 +260,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("tracker: %w", err)
 	}
 	return nil
+}
+
+// connState tracks the HTTP connections that have not sent a byte yet, so
+// Shutdown can close them at once, and closes new ones during Shutdown.
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st != http.StateNew {
+		delete(s.fresh, c)
+		return
+	}
+	if s.closing.Load() {
+		c.Close()
+		return
+	}
+	if s.fresh == nil {
+		s.fresh = make(map[net.Conn]struct{})
+	}
+	s.fresh[c] = struct{}{}
 }
 
 // peerAddr settles the address a peer is known by: its source address,

@@ -856,3 +856,26 @@ func TestIPv6(t *testing.T) {
 		t.Errorf("HTTP over IPv6: peers %v, want 3", resp.Peers)
 	}
 }
+
+// A client connection that has sent nothing does not hold Shutdown up
+// (net/http would wait 5 s for it).
+func TestShutdownClosesSilentConnections(t *testing.T) {
+	s := &Server{}
+	ln := testnet.ListenTCP(t)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond) // let the server take it
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a silent connection open: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+}
