@@ -534,23 +534,28 @@ func (t *Torrent) fillRequests(p *peer) {
 		return
 	}
 	now := time.Now()
-	blocks := t.picker.pick(&p.has, p.seeder, want, func(b block) bool { _, ok := p.asked[b]; return ok }, now, t.endgameDelay())
+	perBlock := t.blockTime(p)
+	ahead := len(p.asked)
+	eta := func(k int) time.Time { return now.Add(time.Duration(ahead+k+1) * perBlock) }
+	blocks := t.picker.pick(&p.has, p.seeder, want, func(b block) bool { _, ok := p.asked[b]; return ok }, now, eta)
 	for _, b := range blocks {
 		p.asked[b] = now
 		p.queue(peerwire.Message{ID: peerwire.MsgRequest, Index: uint32(b.piece), Begin: uint32(b.index * BlockSize), Length: uint32(t.picker.blockLen(b))})
 	}
 }
 
-// endgameDelay is how long a block must have been outstanding before
-// endgame asks another peer for it too: twice the time a block takes at
-// the torrent's download rate, at least 100 ms, at most 2 s.
-func (t *Torrent) endgameDelay() time.Duration {
-	r := t.downMeter.rate
-	if r <= 0 {
-		return 500 * time.Millisecond
+// blockTime is how long p takes to send us a block: at its measured rate,
+// or, before it has one, at our download rate shared among our peers, or
+// 100 ms.
+func (t *Torrent) blockTime(p *peer) time.Duration {
+	r := p.down.fast
+	if r < BlockSize {
+		r = t.downMeter.rate / float64(max(1, len(t.peers)))
 	}
-	d := time.Duration(2 * float64(BlockSize) / r * float64(time.Second) * float64(max(1, len(t.peers))))
-	return min(max(d, 100*time.Millisecond), 2*time.Second)
+	if r < BlockSize {
+		return 100 * time.Millisecond
+	}
+	return time.Duration(float64(BlockSize) / r * float64(time.Second))
 }
 
 // fillOthers tops up every peer but p (after p choked us, its blocks are

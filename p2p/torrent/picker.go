@@ -81,8 +81,10 @@ type partial struct {
 	nblocks int
 	got     []bool
 	ngot    int
-	reqs    []uint8     // outstanding requests per block
-	reqAt   []time.Time // when the block was first requested (endgame waits on it)
+	reqs    []uint8 // outstanding requests per block
+	// When the block was first requested and when it is expected, from
+	// the rate of the peer asked and the requests ahead of it there.
+	reqAt, eta []time.Time
 	// from records which peer sent each block, so a piece that fails its
 	// hash check can be blamed on the peers that sent it.
 	from []*peer
@@ -185,16 +187,22 @@ func (p *picker) endgame() bool {
 
 // pick returns up to n blocks to request from a peer that has the pieces in
 // has (all of them when seeder), skipping blocks for which asked reports
-// that this peer already has a request outstanding. In endgame it asks
-// again for a block only when the first request is older than dupAfter, so
-// that duplicates go only to blocks that are late, not to every block that
-// is merely in flight.
-func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, now time.Time, dupAfter time.Duration) []block {
+// that this peer already has a request outstanding. eta(k) is when this
+// peer should send the k-th block picked now.
+//
+// In endgame it asks again only for a block that is late (it has taken
+// twice as long as expected, and endgameSlack more) or that this peer
+// would send in under a quarter of the time still expected of the first
+// request: duplicates go to blocks stuck at a slow peer or deep in its
+// pipeline while this one sits idle, not to every block in flight. Each
+// duplicate costs some peer's upload, which in a busy swarm is everyone's
+// time.
+func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, now time.Time, eta func(k int) time.Time) []block {
 	var out []block
 	peerHas := func(i int) bool { return seeder || has.get(i) }
 	request := func(pp *partial, i int) {
 		if pp.reqs[i] == 0 {
-			pp.reqAt[i] = now
+			pp.reqAt[i], pp.eta[i] = now, eta(len(out))
 		}
 		pp.reqs[i]++
 	}
@@ -236,7 +244,12 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, n
 				// At most one duplicate of each block: enough that a slow
 				// peer cannot stall the end, without flooding every peer
 				// with the same requests.
-				if !pp.got[i] && pp.reqs[i] < 2 && now.Sub(pp.reqAt[i]) >= dupAfter && !asked(b) {
+				if pp.got[i] || pp.reqs[i] >= 2 || asked(b) {
+					continue
+				}
+				late := now.After(pp.eta[i].Add(pp.eta[i].Sub(pp.reqAt[i]) + endgameSlack))
+				sooner := eta(len(out)).Sub(now) < pp.eta[i].Sub(now)/4
+				if late || sooner {
 					request(pp, i)
 					out = append(out, b)
 				}
@@ -245,6 +258,10 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, n
 	}
 	return out
 }
+
+// endgameSlack is what a request may take beyond twice its expected time
+// before endgame calls it late: room for round trips and a busy machine.
+const endgameSlack = 100 * time.Millisecond
 
 // choose returns the piece to start next among those the peer has, or -1.
 func (p *picker) choose(peerHas func(int) bool) int {
@@ -281,7 +298,7 @@ func (p *picker) choose(peerHas func(int) bool) int {
 
 func (p *picker) start(piece int) *partial {
 	nb := p.blocksIn(piece)
-	pp := &partial{nblocks: nb, got: make([]bool, nb), reqs: make([]uint8, nb), reqAt: make([]time.Time, nb), from: make([]*peer, nb)}
+	pp := &partial{nblocks: nb, got: make([]bool, nb), reqs: make([]uint8, nb), reqAt: make([]time.Time, nb), eta: make([]time.Time, nb), from: make([]*peer, nb)}
 	p.inProgress[piece] = pp
 	p.pending--
 	return pp

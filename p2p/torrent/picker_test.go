@@ -49,7 +49,7 @@ func TestPickerRarestFirst(t *testing.T) {
 	}
 	rare := setOf(n, 4, 5, 6, 7)
 	p.peerHas(&rare, false)
-	got := p.pick(&rare, false, 1, func(block) bool { return false }, time.Time{}, 0)
+	got := p.pick(&rare, false, 1, func(block) bool { return false }, time.Time{}, noDue)
 	if len(got) != 1 || got[0].piece != 6 {
 		t.Fatalf("picked %v, want piece 6 (the rarest)", got)
 	}
@@ -59,7 +59,7 @@ func TestPickerRarestFirst(t *testing.T) {
 	for seed := range uint64(300) {
 		p := newPicker(n, uniformPieces(BlockSize), have, seed)
 		p.peerHas(&rare, false)
-		got := p.pick(&common, false, 1, func(block) bool { return false }, time.Time{}, 0)
+		got := p.pick(&common, false, 1, func(block) bool { return false }, time.Time{}, noDue)
 		seen[got[0].piece]++
 	}
 	for _, piece := range []int{4, 5, 7} {
@@ -77,33 +77,70 @@ func TestPickerFinishesStartedPieces(t *testing.T) {
 	const n = 4
 	p := newPicker(n, uniformPieces(4*BlockSize), newBitset(n), 1)
 	all := fullSet(n)
-	first := p.pick(&all, true, 2, func(block) bool { return false }, time.Time{}, 0)
+	first := p.pick(&all, true, 2, func(block) bool { return false }, time.Time{}, noDue)
 	if len(first) != 2 || first[0].piece != first[1].piece {
 		t.Fatalf("first pick %v", first)
 	}
-	second := p.pick(&all, true, 2, func(block) bool { return false }, time.Time{}, 0)
+	second := p.pick(&all, true, 2, func(block) bool { return false }, time.Time{}, noDue)
 	if second[0].piece != first[0].piece || second[0].index != 2 || second[1].index != 3 {
 		t.Errorf("second pick %v does not finish piece %d", second, first[0].piece)
 	}
 }
 
 // The last piece does not stall: once every block is requested, endgame
-// lets another peer request the same blocks.
+// lets another peer request the same blocks, but only those whose first
+// request is late, or that the other peer would send much sooner.
 func TestPickerEndgame(t *testing.T) {
 	const n = 2
-	p := newPicker(n, uniformPieces(2*BlockSize), newBitset(n), 1)
+	t0 := time.Unix(1000, 0)
 	all := fullSet(n)
-	slow := p.pick(&all, true, 10, func(block) bool { return false }, time.Time{}, 0)
-	if len(slow) != 4 {
-		t.Fatalf("picked %d blocks, want all 4", len(slow))
+	none := func(block) bool { return false }
+	// The slow peer is expected to send its k-th block at k+1 seconds.
+	slowEta := func(k int) time.Time { return t0.Add(time.Duration(k+1) * time.Second) }
+	newSlow := func() (*picker, []block) {
+		p := newPicker(n, uniformPieces(2*BlockSize), newBitset(n), 1)
+		slow := p.pick(&all, true, 10, none, t0, slowEta)
+		if len(slow) != 4 {
+			t.Fatalf("picked %d blocks, want all 4", len(slow))
+		}
+		if !p.endgame() {
+			t.Fatal("not in endgame with every block requested")
+		}
+		return p, slow
 	}
-	if !p.endgame() {
-		t.Fatal("not in endgame with every block requested")
+	// A second peer as slow as the first (its blocks would come in a
+	// minute): only late blocks are asked again. A block is late after
+	// twice its expected time and endgameSlack.
+	p, _ := newSlow()
+	inAMinute := func(at time.Time) func(int) time.Time {
+		return func(int) time.Time { return at.Add(time.Minute) }
 	}
-	asked := map[block]bool{slow[0]: true} // the fast peer asked for one already
-	fast := p.pick(&all, true, 10, func(b block) bool { return asked[b] }, time.Time{}, 0)
+	if got := p.pick(&all, true, 10, none, t0.Add(time.Second), inAMinute(t0.Add(time.Second))); len(got) != 0 {
+		t.Errorf("endgame duplicated %v before any request was late", got)
+	}
+	at := t0.Add(4200 * time.Millisecond) // blocks 0 and 1 are late (2.1 s, 4.1 s)
+	if got := p.pick(&all, true, 10, none, at, inAMinute(at)); len(got) != 2 {
+		t.Errorf("endgame at 4.2 s duplicated %v, want the 2 late blocks", got)
+	}
+	// A fast idle peer (100 ms a block) at 1 s: the blocks expected at 2,
+	// 3 and 4 s come sooner from it; the one expected now does not.
+	p, _ = newSlow()
+	at = t0.Add(time.Second)
+	fastEta := func(k int) time.Time { return at.Add(time.Duration(k+1) * 100 * time.Millisecond) }
+	if got := p.pick(&all, true, 10, none, at, fastEta); len(got) != 3 {
+		t.Errorf("fast peer got %v, want the 3 blocks it sends in under a quarter of their remaining time", got)
+	}
+	// Another peer, much later, with one of the blocks asked of it
+	// already: it gets the rest, each duplicated at most once.
+	p, slow := newSlow()
+	asked := map[block]bool{slow[0]: true}
+	at = t0.Add(time.Minute)
+	fast := p.pick(&all, true, 10, func(b block) bool { return asked[b] }, at, inAMinute(at))
 	if len(fast) != 3 {
 		t.Fatalf("endgame pick %v, want the 3 blocks not yet asked of this peer", fast)
+	}
+	if again := p.pick(&all, true, 10, none, at, inAMinute(at)); len(again) != 1 || again[0] != slow[0] {
+		t.Errorf("a third peer got %v, want only %v, the one block asked just once", again, slow[0])
 	}
 	for _, b := range slow {
 		p.received(b, nil, true)
@@ -122,7 +159,7 @@ func TestPickerFailedPiece(t *testing.T) {
 	p := newPicker(1, uniformPieces(BlockSize), newBitset(1), 1)
 	all := fullSet(1)
 	bad := &peer{}
-	b := p.pick(&all, true, 1, func(block) bool { return false }, time.Time{}, 0)[0]
+	b := p.pick(&all, true, 1, func(block) bool { return false }, time.Time{}, noDue)[0]
 	if fresh, complete := p.received(b, bad, true); !fresh || !complete {
 		t.Fatal("block not recorded")
 	}
@@ -136,7 +173,7 @@ func TestPickerFailedPiece(t *testing.T) {
 	if p.done() || p.pending != 1 {
 		t.Errorf("failed piece not back in the pool: pending %d", p.pending)
 	}
-	again := p.pick(&all, true, 1, func(block) bool { return false }, time.Time{}, 0)
+	again := p.pick(&all, true, 1, func(block) bool { return false }, time.Time{}, noDue)
 	if len(again) != 1 || again[0].piece != 0 {
 		t.Errorf("failed piece not picked again: %v", again)
 	}
@@ -151,7 +188,7 @@ func TestPickerLastPieceShorter(t *testing.T) {
 	}
 	p := newPicker(2, sizes, setOf(2, 0), 1)
 	all := fullSet(2)
-	got := p.pick(&all, true, 10, func(block) bool { return false }, time.Time{}, 0)
+	got := p.pick(&all, true, 10, func(block) bool { return false }, time.Time{}, noDue)
 	if len(got) != 2 || p.blockLen(got[1]) != 100 {
 		t.Errorf("picked %v; last block length %d", got, p.blockLen(got[len(got)-1]))
 	}
@@ -208,3 +245,6 @@ func TestChoker(t *testing.T) {
 		t.Errorf("new peer chosen %d of 400 times, want about 240", newCount)
 	}
 }
+
+// noDue expects every block at once.
+func noDue(int) time.Time { return time.Time{} }

@@ -10,11 +10,14 @@ import (
 
 // meter counts bytes and turns them into a rate, sampled by the torrent's
 // ticker: an exponentially weighted average over about the last 5 s, which
-// follows a change quickly but does not jump with every block.
+// follows a change quickly but does not jump with every block (what
+// tit-for-tat ranks peers by), and one over about the last second (what
+// requests are timed by: when a block should arrive).
 type meter struct {
 	total    atomic.Int64
 	last     int64   // total at the previous sample; owned by the ticker
 	rate     float64 // bytes/s; guarded by the torrent's lock
+	fast     float64 // bytes/s over about a second; guarded likewise
 	lastTime time.Time
 }
 
@@ -32,14 +35,18 @@ func (m *meter) sample(now time.Time) {
 		return
 	}
 	inst := float64(total-m.last) / dt
-	const window = 5.0 // seconds
-	alpha := min(1, dt/window)
-	if m.rate == 0 {
-		m.rate = inst // the first sample sets the level
-	} else {
-		m.rate += alpha * (inst - m.rate)
-	}
+	m.rate = ewma(m.rate, inst, dt, 5)
+	m.fast = ewma(m.fast, inst, dt, 1)
 	m.last, m.lastTime = total, now
+}
+
+// ewma moves an average over about window seconds towards a sample taken
+// over dt seconds; the first sample sets the level.
+func ewma(avg, sample, dt, window float64) float64 {
+	if avg == 0 {
+		return sample
+	}
+	return avg + min(1, dt/window)*(sample-avg)
 }
 
 // limiter wraps a token bucket in bytes/s; nil means unlimited.
