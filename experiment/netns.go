@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +19,7 @@ import (
 // through it. The userspace network is loopback, with rates enforced by
 // token buckets in the programs; the netns network gives each host a
 // network namespace of its own, linked to a switch by a veth pair whose
-// two directions are shaped by tc (tbf), so the kernel enforces the rates
+// two directions are shaped by tc (htb, see shape), so the kernel enforces the rates
 // and the programs run unlimited.
 type network interface {
 	// listen opens a TCP listener on host i.
@@ -72,31 +73,67 @@ func run(args ...string) error {
 	return nil
 }
 
-// shape returns the tc commands that limit a device to bytesPerSec. An
-// htb class holds the total rate; inside it, packets under 512 bytes
-// (requests, haves, acks, handshakes) go first and the rest (pieces, file
-// data) after, each class with a byte-limited queue of 100 ms (128 KiB at least: TCP
-// on a veth sends 64 KiB segments, and a queue that drops them stalls it).
-// Without that, a peer's requests wait behind the pieces it uploads, as on
-// a real saturated uplink, and BitTorrent slows down for a reason the
-// course's model does not have. (veth hands tc large GSO segments, so the
-// headers add well under 1% to the payload.)
-func shape(ns, dev string, bytesPerSec int64) [][]string {
-	tc := func(args ...string) []string { return append([]string{"ip", "netns", "exec", ns, "tc"}, args...) }
-	rate := fmt.Sprintf("%dbit", bytesPerSec*8)
-	small := fmt.Sprintf("%dbit", max(bytesPerSec/10, 1000)*8)
-	queue := fmt.Sprint(max(bytesPerSec/10, 128<<10))
-	burst := fmt.Sprint(max(bytesPerSec/250, 16<<10))
-	return [][]string{
-		tc("qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "20"),
-		tc("class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", rate, "ceil", rate, "burst", burst, "cburst", burst),
-		tc("class", "add", "dev", dev, "parent", "1:1", "classid", "1:10", "htb", "rate", small, "ceil", rate, "burst", burst, "cburst", burst, "prio", "0"),
-		tc("class", "add", "dev", dev, "parent", "1:1", "classid", "1:20", "htb", "rate", rate, "ceil", rate, "burst", burst, "cburst", burst, "prio", "1"),
-		tc("qdisc", "add", "dev", dev, "parent", "1:10", "bfifo", "limit", queue),
-		tc("qdisc", "add", "dev", dev, "parent", "1:20", "bfifo", "limit", queue),
-		// IPv4 total length below 512.
-		tc("filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "u16", "0x0000", "0xfe00", "at", "2", "flowid", "1:10"),
+// shape returns the tc commands (for tc -batch) that limit a device to
+// bytesPerSec, for a host that talks to others. An htb class holds the
+// total rate; inside it, packets under 512 bytes (requests, haves, acks,
+// handshakes) go first, and the rest (pieces, file data) are queued per
+// other host, one htb class each, sharing the link equally: the fair
+// queueing that the programs' token buckets give in userspace, built from
+// htb because this kernel has neither sfq nor fq_codel. Without the first
+// class, a peer's requests wait behind the pieces it uploads, as on a real
+// saturated uplink, and BitTorrent slows down for a reason the course's
+// model does not have; without the others, whichever TCP flow holds the
+// queue takes the link, so one peer gets the server's whole upload while
+// the rest wait. The queues are short (48 KiB, four segments): data
+// queued in the kernel cannot be cancelled, and a cancel or a request
+// waits behind it in its TCP stream.
+//
+// bytesPerSec is the rate of the file's bytes, as in the course's model;
+// the link's rate adds the TCP/IP and Ethernet headers that a full-sized
+// segment carries (66 bytes on 1448), so that a transfer gets the rate
+// the bound assumes, as it does in userspace. matchDst says whether the
+// other hosts are told apart by destination (a host's uplink) or by source
+// (the switch's port towards the host, its downlink).
+func shape(dev string, bytesPerSec int64, others []netip.Addr, matchDst bool) []string {
+	wire := bytesPerSec * 1514 / 1448
+	rate := func(r int64) string { return fmt.Sprintf("%dbit", max(r, 1000)*8) }
+	// A millisecond of burst: enough for the timer's granularity, and a
+	// transfer's start gains no more than that over the bound.
+	burst := fmt.Sprint(max(wire/1000, 16<<10))
+	class := func(id, parent string, r int64, prio int) string {
+		return fmt.Sprintf("class add dev %s parent %s classid %s htb rate %s ceil %s burst %s cburst %s prio %d", dev, parent, id, rate(r), rate(wire), burst, burst, prio)
 	}
+	queue := func(id string, limit int64) string {
+		return fmt.Sprintf("qdisc add dev %s parent %s bfifo limit %d", dev, id, limit)
+	}
+	cmds := []string{
+		fmt.Sprintf("qdisc add dev %s root handle 1: htb default 20", dev),
+		fmt.Sprintf("class add dev %s parent 1: classid 1:1 htb rate %s ceil %s burst %s cburst %s", dev, rate(wire), rate(wire), burst, burst),
+		class("1:10", "1:1", wire/10, 0), queue("1:10", 64<<10),
+		class("1:20", "1:1", wire/int64(len(others)+1), 1), queue("1:20", 48<<10), // anything else
+		// IPv4 total length below 512.
+		fmt.Sprintf("filter add dev %s parent 1: protocol ip prio 1 u32 match u16 0x0000 0xfe00 at 2 flowid 1:10", dev),
+	}
+	dir := "src"
+	if matchDst {
+		dir = "dst"
+	}
+	for j, a := range others {
+		id := fmt.Sprintf("1:%x", 0x100+j)
+		cmds = append(cmds, class(id, "1:1", wire/int64(len(others)+1), 1), queue(id, 48<<10),
+			fmt.Sprintf("filter add dev %s parent 1: protocol ip prio 2 u32 match ip %s %s/32 flowid %s", dev, dir, a, id))
+	}
+	return cmds
+}
+
+// tcBatch runs tc commands in a namespace, all in one tc process.
+func tcBatch(ns string, cmds []string) error {
+	c := exec.Command("ip", "netns", "exec", ns, "tc", "-batch", "-")
+	c.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("tc -batch in %s: %v: %s", ns, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // newNetns creates the switch and one host per rate pair (up[i], down[i]);
@@ -145,12 +182,13 @@ func newNetns(up, down []int64) (_ *netns, err error) {
 			{"ip", "-n", n.sw, "link", "set", swEnd, "master", "br0"},
 			{"ip", "-n", n.sw, "link", "set", swEnd, "up"},
 		}
-		if up[i] > 0 {
-			steps = append(steps, shape(h.ns, "eth0", up[i])...)
-		}
-		if down[i] > 0 {
-			steps = append(steps, shape(n.sw, swEnd, down[i])...)
-		}
+		// Segments of at most 8 packets (11.6 KB): veth otherwise hands
+		// tc 64 KiB segments, which a short queue drops whole, stalling
+		// the connection; one packet per segment, as on a real link,
+		// costs more CPU than two cores have at N = 32.
+		steps = append(steps,
+			[]string{"ip", "-n", h.ns, "link", "set", "eth0", "gso_max_segs", "8"},
+			[]string{"ip", "-n", n.sw, "link", "set", swEnd, "gso_max_segs", "8"})
 		for _, s := range steps {
 			if err := run(s...); err != nil {
 				return nil, err
@@ -161,6 +199,24 @@ func newNetns(up, down []int64) (_ *netns, err error) {
 			return nil, fmt.Errorf("experiment: %w", err)
 		}
 		n.hosts[i].fd = f
+	}
+	for i, h := range n.hosts {
+		others := make([]netip.Addr, 0, len(n.hosts)-1)
+		for j, o := range n.hosts {
+			if j != i {
+				others = append(others, o.ip)
+			}
+		}
+		if up[i] > 0 {
+			if err := tcBatch(h.ns, shape("eth0", up[i], others, true)); err != nil {
+				return nil, err
+			}
+		}
+		if down[i] > 0 {
+			if err := tcBatch(n.sw, shape(fmt.Sprintf("%sb%d", n.prefix, i), down[i], others, false)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return n, nil
 }
@@ -193,7 +249,8 @@ func (n *netns) listen(i int) (net.Listener, error) {
 	var ln net.Listener
 	err := inNS(n.hosts[i].fd, func() error {
 		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(n.hosts[i].ip, 0).String())
+		lc := net.ListenConfig{Control: ccControl}
+		ln, err = lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(n.hosts[i].ip, 0).String())
 		return err
 	})
 	return ln, err
@@ -203,7 +260,7 @@ func (n *netns) dial(i int) func(ctx context.Context, network, addr string) (net
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
 		err := inNS(n.hosts[i].fd, func() error {
-			var d net.Dialer
+			d := net.Dialer{Control: ccControl}
 			var err error
 			c, err = d.DialContext(ctx, network, addr)
 			return err
@@ -239,4 +296,15 @@ func (n *netns) close() error {
 	}
 	n.hosts = nil
 	return errors.Join(errs...)
+}
+
+// ccControl makes a socket use CUBIC, Linux's default congestion control,
+// whatever the machine's default is (a host may choose BBR, which overruns
+// short shaped queues and loses a tenth of its packets there). Sockets
+// accepted by a listener inherit it. A kernel without CUBIC keeps its
+// default.
+func ccControl(_, _ string, c syscall.RawConn) error {
+	return c.Control(func(fd uintptr) {
+		unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, "cubic") //nolint:errcheck // best effort, see above
+	})
 }

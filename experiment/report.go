@@ -18,10 +18,11 @@ import (
 )
 
 // WriteCSV writes one row per run: N, mode, run, measured and bound in
-// seconds and in units of F/u, the ratio, and each peer's completion time.
+// seconds and in units of F/u, the ratio, the copies wasted (P2P: data
+// received twice or failing its check) and each peer's completion time.
 func WriteCSV(w io.Writer, p Params, results []Result) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"n", "mode", "run", "measured_s", "bound_s", "measured_f_over_u", "bound_f_over_u", "ratio", "per_peer_s"}) //nolint:errcheck
+	cw.Write([]string{"n", "mode", "run", "measured_s", "bound_s", "measured_f_over_u", "bound_f_over_u", "ratio", "wasted_copies", "per_peer_s"}) //nolint:errcheck
 	fu := p.FOverU().Seconds()
 	for _, r := range results {
 		per := ""
@@ -35,7 +36,7 @@ func WriteCSV(w io.Writer, p Params, results []Result) error {
 			strconv.Itoa(r.N), r.Mode, strconv.Itoa(r.Run),
 			strconv.FormatFloat(r.Measured.Seconds(), 'f', 3, 64), strconv.FormatFloat(r.Bound.Seconds(), 'f', 3, 64),
 			strconv.FormatFloat(r.Measured.Seconds()/fu, 'f', 4, 64), strconv.FormatFloat(r.Bound.Seconds()/fu, 'f', 4, 64),
-			strconv.FormatFloat(r.Ratio(), 'f', 3, 64), per,
+			strconv.FormatFloat(r.Ratio(), 'f', 3, 64), strconv.FormatFloat(r.Wasted, 'f', 3, 64), per,
 		})
 	}
 	cw.Flush()
@@ -49,6 +50,7 @@ type point struct {
 	min, max, mean, bnd float64 // seconds
 	worstRatio          float64
 	serverSent, peerUse float64 // means over the runs
+	wasted              float64
 }
 
 func summarize(results []Result) []point {
@@ -71,6 +73,7 @@ func summarize(results []Result) []point {
 			pt.worstRatio = math.Max(pt.worstRatio, r.Ratio())
 			pt.serverSent += r.ServerSent / float64(len(rs))
 			pt.peerUse += r.PeerUtilization / float64(len(rs))
+			pt.wasted += r.Wasted / float64(len(rs))
 		}
 		out = append(out, pt)
 	}
@@ -89,16 +92,17 @@ func WriteSummary(w io.Writer, p Params, results []Result) {
 	fu := p.FOverU().Seconds()
 	fmt.Fprintf(w, "F = %d bytes, u_s = %s/s, u = %s/s, d = %s/s, F/u = %v\n\n", p.FileSize, rateString(p.ServerUp), rateString(p.PeerUp), rateString(p.PeerDown), p.FOverU().Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tmode\tbound (F/u)\tmeasured (F/u)\tmin-max (s)\tmeasured/bound\tserver sent (copies)\tpeer upload used\t")
+	fmt.Fprintln(tw, "N\tmode\tbound (F/u)\tmeasured (F/u)\tmin-max (s)\tmeasured/bound\tserver sent (copies)\tpeer upload used\twasted (copies)\t")
 	for _, pt := range summarize(results) {
-		use, sent := "-", "-"
+		use, sent, wasted := "-", "-", "-"
 		if pt.mode == P2P {
 			use = fmt.Sprintf("%.0f%%", 100*pt.peerUse)
+			wasted = fmt.Sprintf("%.2f", pt.wasted)
 		}
 		if pt.mode != Aria2 {
 			sent = fmt.Sprintf("%.2f", pt.serverSent)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.2f-%.2f\t%.3f\t%s\t%s\t\n", pt.n, pt.mode, pt.bnd/fu, pt.mean/fu, pt.min, pt.max, pt.worstRatio, sent, use)
+		fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.2f-%.2f\t%.3f\t%s\t%s\t%s\t\n", pt.n, pt.mode, pt.bnd/fu, pt.mean/fu, pt.min, pt.max, pt.worstRatio, sent, use, wasted)
 	}
 	tw.Flush()
 }

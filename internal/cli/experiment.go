@@ -50,7 +50,9 @@ minutes; --quick runs N = 1, 4, 8 with F/u = 2 s in well under a minute.
 --shaper userspace (the default) enforces the rates with token buckets inside
 the programs, on loopback; --shaper netns (root) gives each host a network
 namespace of its own on a virtual switch, with both directions of its link
-shaped by tc tbf, and runs the programs unlimited.`,
+shaped by tc (htb, a fair share per other host, small packets first, the
+rates raised by the TCP/IP headers so the file's bytes get u), and runs the
+programs unlimited, with CUBIC congestion control.`,
 		Example: `  appnet experiment distribution --quick
   appnet experiment distribution -o docs      # the full sweep and docs/distribution.png`,
 		Args: args(cobra.NoArgs),
