@@ -88,10 +88,10 @@ func TestBounds(t *testing.T) {
 
 // The same quick sweep with every host in a network namespace of its own
 // and tc shaping its links: no result beats its bound, and client-server
-// agrees with the userspace shaper within 10%. (P2P under kernel shaping is
-// 10-30% slower than under userspace shaping at N = 8 so far: TCP flows
-// share a shaped uplink unevenly, so one downloader finishes late; the
-// test logs both tables.)
+// agrees with the userspace shaper within 10%. P2P is logged, not checked:
+// with the default sizes (F/u = 4 s) it agrees within 10% up to N = 24,
+// but at the quick sizes (F/u = 2 s) under the race detector, TCP's start
+// and the extra CPU make kernel-shaped P2P 5-20% slower at N = 4 and 8.
 func TestNetnsAgreesWithUserspace(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
@@ -119,6 +119,8 @@ func TestNetnsAgreesWithUserspace(t *testing.T) {
 		}
 		if d := math.Abs(k.Measured.Seconds()/u.Measured.Seconds() - 1); k.Mode == ClientServer && d > 0.10 {
 			t.Errorf("N = %d %s: netns %v and userspace %v differ by %.0f%%", k.N, k.Mode, k.Measured, u.Measured, 100*d)
+		} else if k.Mode == P2P {
+			t.Logf("N = %d %s: netns %v, userspace %v (%+.0f%%)", k.N, k.Mode, k.Measured, u.Measured, 100*(k.Measured.Seconds()/u.Measured.Seconds()-1))
 		}
 	}
 }
