@@ -238,12 +238,7 @@ func acceptMsg(dh dns.Header) dns.MsgAcceptAction {
 }
 
 func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
-	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	proto := "dns/udp"
-	if tcp {
-		proto = "dns/tcp"
-	}
-	c := s.Tracer.Conv(s.Host, proto, trace.Server, w.LocalAddr(), w.RemoteAddr())
+	c, tcp := dnstrace.ServerConv(s.Tracer, s.Host, w)
 	if c != nil {
 		c.Recv(dnstrace.Query(req))
 	}

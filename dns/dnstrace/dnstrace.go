@@ -7,10 +7,25 @@ package dnstrace
 
 import (
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"appnet/trace"
 )
+
+// ServerConv opens the trace of one exchange that a DNS server answers on
+// w, as "dns/tcp" or "dns/udp" after w's transport (nil when t records
+// nothing), and reports whether w is TCP.
+func ServerConv(t *trace.Tracer, host string, w dns.ResponseWriter) (*trace.Conv, bool) {
+	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	proto := "dns/udp"
+	if tcp {
+		proto = "dns/tcp"
+	}
+	return t.Conv(host, proto, trace.Server, w.LocalAddr(), w.RemoteAddr()), tcp
+}
 
 // Query summarises a question: "A? www.umass.test. rd id 4660".
 func Query(m *dns.Msg) string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"appnet/dns/dnstrace"
 	"appnet/dns/serve"
 	"appnet/trace"
 )
@@ -69,11 +70,7 @@ func (d *DNS) Shutdown(ctx context.Context) error {
 func (d *DNS) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	resp, summary := d.Answer(req, w.RemoteAddr())
 	if d.Tracer.Enabled() {
-		proto := "dns/udp"
-		if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
-			proto = "dns/tcp"
-		}
-		c := d.Tracer.Conv(d.Host, proto, trace.Server, w.LocalAddr(), w.RemoteAddr())
+		c, _ := dnstrace.ServerConv(d.Tracer, d.Host, w)
 		c.Send(summary)
 	}
 	w.WriteMsg(resp) //nolint:errcheck
