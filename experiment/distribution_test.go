@@ -3,8 +3,11 @@ package experiment
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,5 +125,57 @@ func TestNetnsAgreesWithUserspace(t *testing.T) {
 		} else if k.Mode == P2P {
 			t.Logf("N = %d %s: netns %v, userspace %v (%+.0f%%)", k.N, k.Mode, k.Measured, u.Measured, 100*(k.Measured.Seconds()/u.Measured.Seconds()-1))
 		}
+	}
+}
+
+// An interrupted run removes what it made: its temporary files and, with
+// netns shaping, its namespaces and links. The run is cancelled while its
+// clients are downloading (the transfer takes 3.2 s, from about 0.1 s or,
+// in namespaces, once they are set up).
+func TestInterruptedRunCleansUp(t *testing.T) {
+	shapers := []string{"userspace"}
+	if os.Geteuid() == 0 {
+		testnet.NeedTool(t, "tc")
+		shapers = append(shapers, "netns")
+	}
+	for _, shaper := range shapers {
+		t.Run(shaper, func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			p := quickParams()
+			p.Peers, p.FileSize, p.Modes, p.Shaper = []int{8}, 8<<20, []string{ClientServer}, shaper
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			timer := time.AfterFunc(1500*time.Millisecond, cancel)
+			defer timer.Stop()
+			start := time.Now()
+			_, err := Distribution(ctx, p)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Distribution = %v after %v, want it cancelled", err, time.Since(start))
+			}
+			left, err := os.ReadDir(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range left {
+				t.Errorf("left behind in TMPDIR: %s", e.Name())
+			}
+			prefix := fmt.Sprintf("apx%d", os.Getpid()%100000)
+			namespaces, _ := os.ReadDir("/var/run/netns") // absent when there are none
+			for _, e := range namespaces {
+				if strings.HasPrefix(e.Name(), prefix) {
+					t.Errorf("namespace %s left behind", e.Name())
+				}
+			}
+			links, err := net.Interfaces()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range links {
+				if strings.HasPrefix(l.Name, prefix) {
+					t.Errorf("link %s left behind", l.Name)
+				}
+			}
+		})
 	}
 }

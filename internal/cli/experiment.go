@@ -3,9 +3,11 @@ package cli
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -97,6 +99,16 @@ programs unlimited, with CUBIC congestion control.`,
 			p.Progress = func(r experiment.Result) {
 				fmt.Fprintf(a.stderr, "N=%-3d %-13s run %d: %6.2fs  bound %6.2fs  ratio %.3f\n", r.N, r.Mode, r.Run, r.Measured.Seconds(), r.Bound.Seconds(), r.Ratio())
 			}
+			// A closed pipe (appnet experiment distribution | head) would
+			// kill the process at its next line of output, leaving its
+			// namespaces and files behind. Taking SIGPIPE makes such a write
+			// fail instead, and the run finishes, writes -o's files and
+			// cleans up. (The signal also comes for sockets whose peer has
+			// gone, which the programs handle as errors: it cannot stop the
+			// run.)
+			sigpipe := make(chan os.Signal, 1)
+			signal.Notify(sigpipe, syscall.SIGPIPE)
+			defer signal.Stop(sigpipe)
 			results, err := experiment.Distribution(cmd.Context(), p)
 			if err != nil {
 				return err
