@@ -63,7 +63,7 @@ func aria2Flags(port int) []string {
 		"--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
 		"--file-allocation=none", "--interface=127.0.0.1", fmt.Sprintf("--listen-port=%d", port),
 		"--console-log-level=warn", "--summary-interval=0", "--bt-tracker-interval=1", "--check-integrity=false",
-		"--follow-torrent=false", "--bt-stop-timeout=60",
+		"--follow-torrent=false", "--bt-stop-timeout=60", "--log=-", "--log-level=info",
 	}
 }
 

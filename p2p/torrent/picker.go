@@ -1,8 +1,10 @@
 package torrent
 
 import (
+	"cmp"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -233,26 +235,40 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, n
 			out = append(out, block{piece, i})
 		}
 	}
-	// 3. Endgame: request late blocks again from another peer.
+	// 3. Endgame: request late blocks again from another peer, in the
+	// order they are expected (the late ones first): this peer's k-th
+	// block goes to the k-th most urgent.
 	if len(out) == 0 && p.endgame() {
+		var cands []block
 		for piece, pp := range p.inProgress {
 			if !peerHas(piece) {
 				continue
 			}
-			for i := 0; i < pp.nblocks && len(out) < n; i++ {
-				b := block{piece, i}
+			for i := range pp.nblocks {
 				// At most one duplicate of each block: enough that a slow
 				// peer cannot stall the end, without flooding every peer
 				// with the same requests.
-				if pp.got[i] || pp.reqs[i] >= 2 || asked(b) {
-					continue
+				if b := (block{piece, i}); !pp.got[i] && pp.reqs[i] < 2 && !asked(b) {
+					cands = append(cands, b)
 				}
-				late := now.After(pp.eta[i].Add(pp.eta[i].Sub(pp.reqAt[i]) + endgameSlack))
-				sooner := eta(len(out)).Sub(now) < pp.eta[i].Sub(now)/4
-				if late || sooner {
-					request(pp, i)
-					out = append(out, b)
-				}
+			}
+		}
+		slices.SortFunc(cands, func(a, b block) int {
+			if c := p.inProgress[a.piece].eta[a.index].Compare(p.inProgress[b.piece].eta[b.index]); c != 0 {
+				return c
+			}
+			return cmp.Or(cmp.Compare(a.piece, b.piece), cmp.Compare(a.index, b.index))
+		})
+		for _, b := range cands {
+			if len(out) >= n {
+				break
+			}
+			pp, i := p.inProgress[b.piece], b.index
+			late := now.After(pp.eta[i].Add(pp.eta[i].Sub(pp.reqAt[i]) + endgameSlack))
+			sooner := eta(len(out)).Sub(now) < pp.eta[i].Sub(now)/4
+			if late || sooner {
+				request(pp, i)
+				out = append(out, b)
 			}
 		}
 	}

@@ -2,10 +2,12 @@ package torrent
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +100,56 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Errorf("downloaded %d bytes after restart, want %d (%d of %d pieces were kept)", got, want, kept, n)
 	}
 	t.Logf("killed with %d of %d pieces recorded; fetched %d bytes after restart", kept, n, want)
+}
+
+// A new download's files are empty: New checks nothing, and reports no
+// piece. Files with data in them are checked, piece by piece.
+func TestNewFilesAreNotHashed(t *testing.T) {
+	src, mi := makeTorrent(t, 1<<20, 64<<10)
+	dir := t.TempDir()
+	st, err := OpenFiles(dir, &mi.Info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Empty() {
+		t.Error("new files: Empty() = false")
+	}
+	// Two pieces' worth of the real data, written where they belong.
+	data, err := os.ReadFile(filepath.Join(src, mi.Info.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.WriteAt(data[64<<10:192<<10], 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncWriter
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tr, err := New(mi, Config{Dir: dir, DisableTrackers: true, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background()) //nolint:errcheck
+	if got := tr.Status().Have; got != 2 {
+		t.Errorf("files with two pieces written: Have = %d, want 2", got)
+	}
+	if !strings.Contains(logs.String(), "checked existing data") {
+		t.Errorf("files with data were not checked:\n%s", logs.String())
+	}
+	logs.mu.Lock()
+	logs.b.Reset()
+	logs.mu.Unlock()
+	empty, err := New(mi, Config{Dir: t.TempDir(), DisableTrackers: true, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Shutdown(context.Background()) //nolint:errcheck
+	if got := empty.Status().Have; got != 0 {
+		t.Errorf("new files: Have = %d", got)
+	}
+	if out := logs.String(); strings.Contains(out, "checked existing data") || !strings.Contains(out, "nothing to check") {
+		t.Errorf("new files were hashed:\n%s", out)
+	}
 }

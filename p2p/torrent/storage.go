@@ -29,6 +29,7 @@ type Storage interface {
 type FileStorage struct {
 	layout *metainfo.Layout
 	files  []*os.File // nil for empty files
+	empty  bool       // every file was new or empty when opened
 
 	mu     sync.Mutex
 	dirty  []bool // written since the last Sync
@@ -39,7 +40,7 @@ type FileStorage struct {
 // refuses a layout whose paths would leave dir.
 func OpenFiles(dir string, info *metainfo.Info) (*FileStorage, error) {
 	layout := metainfo.NewLayout(info)
-	s := &FileStorage{layout: layout, files: make([]*os.File, len(layout.Files)), dirty: make([]bool, len(layout.Files))}
+	s := &FileStorage{layout: layout, files: make([]*os.File, len(layout.Files)), dirty: make([]bool, len(layout.Files)), empty: true}
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("torrent: %w", err)
@@ -65,6 +66,9 @@ func OpenFiles(dir string, info *metainfo.Info) (*FileStorage, error) {
 			s.Close()
 			return nil, fmt.Errorf("torrent: %w", err)
 		}
+		if st.Size() > 0 {
+			s.empty = false
+		}
 		if st.Size() != fe.Length {
 			if err := f.Truncate(fe.Length); err != nil {
 				s.Close()
@@ -74,6 +78,10 @@ func OpenFiles(dir string, info *metainfo.Info) (*FileStorage, error) {
 	}
 	return s, nil
 }
+
+// Empty reports whether every file was new (or of length 0) when opened:
+// nothing of the torrent is on disk, and there is nothing to check.
+func (s *FileStorage) Empty() bool { return s.empty }
 
 // ReadAt reads len(p) bytes of the torrent stream at off.
 func (s *FileStorage) ReadAt(p []byte, off int64) (int, error) {

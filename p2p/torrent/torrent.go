@@ -222,8 +222,11 @@ func New(mi *metainfo.MetaInfo, cfg Config) (*Torrent, error) {
 		close(t.listening)
 	}
 	t.resume = resumePath(cfg.Dir, t.infoHash)
-	have, err := t.checkExisting()
-	if err != nil {
+	have := newBitset(t.layout.NumPieces)
+	if st.Empty() {
+		// A new download: hashing its files would read gigabytes of holes.
+		t.log.Debug("new files: nothing to check")
+	} else if have, err = t.checkExisting(); err != nil {
 		st.Close()
 		return nil, err
 	}
