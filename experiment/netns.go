@@ -183,7 +183,7 @@ func newNetns(up, down []int64) (_ *netns, err error) {
 		}
 		n.hosts = append(n.hosts, h) // from here on, close deletes it
 		steps := [][]string{
-			{"ip", "link", "add", hostEnd, "type", "veth", "peer", "name", swEnd},
+			{"ip", "link", "add", hostEnd, "address", h.mac(), "type", "veth", "peer", "name", swEnd},
 			{"ip", "link", "set", hostEnd, "netns", h.ns},
 			{"ip", "link", "set", swEnd, "netns", n.sw},
 			{"ip", "-n", h.ns, "link", "set", hostEnd, "name", "eth0"},
@@ -213,10 +213,21 @@ func newNetns(up, down []int64) (_ *netns, err error) {
 	}
 	for i, h := range n.hosts {
 		others := make([]netip.Addr, 0, len(n.hosts)-1)
+		var neigh []string
 		for j, o := range n.hosts {
 			if j != i {
 				others = append(others, o.ip)
+				neigh = append(neigh, fmt.Sprintf("neigh replace %s lladdr %s dev eth0 nud permanent", o.ip, o.mac()))
 			}
+		}
+		// Every host knows every other's link address from the start. With
+		// ARP, a swarm's start broadcasts a request from each host for each
+		// other, N² frames through the switch, more than the shaped queues
+		// hold: lost ones delay a connection by a second, or lose it.
+		c := exec.Command("ip", "-n", h.ns, "-batch", "-")
+		c.Stdin = strings.NewReader(strings.Join(neigh, "\n") + "\n")
+		if out, err := c.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("ip -batch in %s: %v: %s", h.ns, err, strings.TrimSpace(string(out)))
 		}
 		if up[i] > 0 {
 			if err := tcBatch(h.ns, shape("eth0", up[i], others, true)); err != nil {
@@ -249,6 +260,13 @@ func sysctlNS(ns string, set map[string]string) error {
 		}
 		return nil
 	})
+}
+
+// mac is the host's link address, made from its IP address (a locally
+// administered unicast address).
+func (h nsHost) mac() string {
+	a := h.ip.As4()
+	return fmt.Sprintf("02:00:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3])
 }
 
 // inNS runs f on an OS thread switched to the namespace of fd: sockets

@@ -2,6 +2,7 @@ package torrent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,7 +37,8 @@ type peer struct {
 	// Its requests to us, in order, and messages to send.
 	out     []outMsg
 	wake    chan struct{}
-	servedQ int // requests queued in out
+	gone    chan struct{} // closed when the reader has ended: the writer ends too
+	servedQ int           // requests queued in out
 
 	chokeGen   uint64 // incremented by each choke we send
 	down, up   meter
@@ -138,6 +140,7 @@ func (t *Torrent) handle(c net.Conn, outbound bool) {
 		has:   newBitset(t.layout.NumPieces),
 		asked: make(map[block]time.Time),
 		wake:  make(chan struct{}, 1),
+		gone:  make(chan struct{}),
 	}
 	if !t.addPeer(p) {
 		return
@@ -153,6 +156,10 @@ func (t *Torrent) handle(c net.Conn, outbound bool) {
 	}()
 	err = t.readLoop(p)
 	c.Close()
+	// The writer may be waiting for something to send, which a peer on
+	// its way out may never get: removePeer, which returns its
+	// requests to the pool, must not wait for that.
+	close(p.gone)
 	<-writerDone
 	t.mu.Lock()
 	cause := p.closeCause
@@ -188,10 +195,21 @@ func (t *Torrent) addPeer(p *peer) bool {
 		return false
 	}
 	for o := range t.peers {
-		if o.id == p.id {
+		if o.id != p.id {
+			continue
+		}
+		// Both ends dialled at once. Each would keep the connection it
+		// admitted first and close the other: the very one the other end
+		// kept, leaving none (for a minute, until one dials again). Both
+		// ends keep the connection dialled by the lower peer ID instead.
+		if o.outbound == p.outbound || o.outbound == t.dialerKept(p.id) {
 			p.tc.Notef("closed: already connected to this peer")
 			return false
 		}
+		o.closeCause = "both ends dialled: the other connection is kept"
+		o.tc.Notef("%s", o.closeCause)
+		o.conn.Close()
+		delete(t.peers, o) // its handler's removePeer still undoes the rest
 	}
 	t.peers[p] = struct{}{}
 	if n := t.picker.have.count(); n > 0 {
@@ -199,6 +217,12 @@ func (t *Torrent) addPeer(p *peer) bool {
 		p.queue(peerwire.Message{ID: peerwire.MsgBitfield, Bitfield: bf})
 	}
 	return true
+}
+
+// dialerKept reports whether, of two connections with the peer with ID
+// theirs, we keep the one we dialled: when our ID is the lower one.
+func (t *Torrent) dialerKept(theirs [20]byte) bool {
+	return bytes.Compare(t.cfg.PeerID[:], theirs[:]) < 0
 }
 
 // removePeer forgets a peer: its pieces leave the availability counts and
@@ -580,6 +604,8 @@ func (t *Torrent) writeLoop(p *peer) error {
 	for {
 		select {
 		case <-p.wake:
+		case <-p.gone:
+			return nil
 		case <-keepAlive.C:
 			t.mu.Lock()
 			p.queue(peerwire.Message{ID: peerwire.MsgKeepAlive})

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"appnet/p2p/metainfo"
+	"appnet/p2p/peerwire"
 )
 
 func TestMain(m *testing.M) {
@@ -179,4 +180,66 @@ func TestPairDownload(t *testing.T) {
 		t.Fatalf("no completion: %+v", leecher.t.Status())
 	}
 	sameFile(t, filepath.Join(srcDir, "payload.bin"), filepath.Join(leecher.t.cfg.Dir, "payload.bin"))
+}
+
+// Two peers that dial each other at the same moment end up connected once,
+// not zero times: each end would otherwise keep the connection it admitted
+// first and close the other, the one the other end kept.
+func TestSimultaneousDialKeepsOneConnection(t *testing.T) {
+	src, mi := makeTorrent(t, 256<<10, 64<<10)
+	for round := range 8 {
+		a := startNode(t, mi, Config{Dir: src, DisableTrackers: true, SeedRatio: SeedForever})
+		b := startNode(t, mi, Config{Dir: t.TempDir(), DisableTrackers: true, SeedRatio: SeedForever})
+		go a.t.AddPeer(b.addr)
+		go b.t.AddPeer(a.addr)
+		select {
+		case <-b.t.Complete():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: no download in 10 s (peers: %d and %d)", round, a.t.Status().Peers, b.t.Status().Peers)
+		}
+		// Both directions were dialled; one connection remains at both ends.
+		deadline := time.Now().Add(2 * time.Second)
+		for a.t.Status().Peers != 1 || b.t.Status().Peers != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d and %d connections, want 1 at each end", round, a.t.Status().Peers, b.t.Status().Peers)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// A peer that hangs up is forgotten at once, even when we had nothing to
+// send it: its requests go back to the pool then, not when our writer next
+// wakes (a keep-alive, two minutes later).
+func TestClosedPeerIsRemoved(t *testing.T) {
+	src, mi := makeTorrent(t, 256<<10, 64<<10)
+	a := startNode(t, mi, Config{Dir: src, DisableTrackers: true, SeedRatio: SeedForever})
+	c, err := net.Dial("tcp", a.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := peerwire.WriteHandshake(c, peerwire.Handshake{InfoHash: mi.InfoHash(), PeerID: [20]byte{'-', 'T', 'T'}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peerwire.ReadHandshake(c); err != nil {
+		t.Fatal(err)
+	}
+	// Our bitfield comes, then nothing: we are not interested.
+	var m peerwire.Message
+	if err := peerwire.NewReader(c).ReadMessage(&m); err != nil || m.ID != peerwire.MsgBitfield {
+		t.Fatalf("first message %v, %v; want a bitfield", m.ID, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the writer has gone idle
+	if n := a.t.Status().Peers; n != 1 {
+		t.Fatalf("%d peers, want 1", n)
+	}
+	c.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for a.t.Status().Peers != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection is still counted as a peer after 2 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
