@@ -190,10 +190,8 @@ func (t *Torrent) addPeer(p *peer) bool {
 	case t.banned[p.addr] || t.banned[id]:
 		p.tc.Notef("closed: banned")
 		return false
-	case len(t.peers) >= t.cfg.MaxConns:
-		p.tc.Notef("closed: connection limit (%d)", t.cfg.MaxConns)
-		return false
 	}
+	var replaced *peer
 	for o := range t.peers {
 		if o.id != p.id {
 			continue
@@ -206,6 +204,14 @@ func (t *Torrent) addPeer(p *peer) bool {
 			p.tc.Notef("closed: already connected to this peer")
 			return false
 		}
+		replaced = o
+	}
+	// A replacement does not add a connection: the limit does not apply.
+	if replaced == nil && len(t.peers) >= t.cfg.MaxConns {
+		p.tc.Notef("closed: connection limit (%d)", t.cfg.MaxConns)
+		return false
+	}
+	if o := replaced; o != nil {
 		o.closeCause = "both ends dialled: the other connection is kept"
 		o.tc.Notef("%s", o.closeCause)
 		o.conn.Close()
