@@ -50,13 +50,7 @@ func TestTrackerlessThroughChord(t *testing.T) {
 	startNode(t, mi, Config{Dir: srcDir, DisableTrackers: true, Announcer: DHTAnnouncer(ring[1], 10*time.Second), SeedRatio: SeedForever})
 	time.Sleep(100 * time.Millisecond)
 	leecher := startNode(t, mi, Config{Dir: t.TempDir(), DisableTrackers: true, Announcer: DHTAnnouncer(ring[3], 10*time.Second), AnnounceBackoff: 100 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	select {
-	case <-leecher.t.Complete():
-	case <-ctx.Done():
-		t.Fatalf("no completion: %+v", leecher.t.Status())
-	}
+	leecher.waitComplete(t, 30*time.Second, "the leecher")
 	sameFile(t, filepath.Join(srcDir, "payload.bin"), filepath.Join(leecher.t.cfg.Dir, "payload.bin"))
 	if st := leecher.t.Status().Tracker; st != "ok" {
 		t.Errorf("announce status %q", st)

@@ -86,13 +86,7 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Fatalf("after restart: have %d pieces, want the %d recorded", got, kept)
 	}
 	restarted.t.AddPeer(seeder.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	select {
-	case <-restarted.t.Complete():
-	case <-ctx.Done():
-		t.Fatalf("no completion after restart: %+v", restarted.t.Status())
-	}
+	restarted.waitComplete(t, 30*time.Second, "the restarted leecher")
 	sameFile(t, filepath.Join(srcDir, "payload.bin"), filepath.Join(dir, "payload.bin"))
 	// Only the pieces not verified before the crash were fetched again.
 	want := mi.Info.TotalLength() - int64(kept)*mi.Info.PieceLength

@@ -84,13 +84,7 @@ func TestBadPeerBanned(t *testing.T) {
 	leecher.t.AddPeer(bad)
 	time.Sleep(100 * time.Millisecond)
 	leecher.t.AddPeer(good.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	select {
-	case <-leecher.t.Complete():
-	case <-ctx.Done():
-		t.Fatalf("no completion: %+v", leecher.t.Status())
-	}
+	leecher.waitComplete(t, 30*time.Second, "the leecher")
 	st := leecher.t.Status()
 	if st.HashFails == 0 || st.Banned == 0 {
 		t.Errorf("the liar was not caught: %+v", st)
@@ -214,13 +208,7 @@ func TestUnreachableTrackerRetried(t *testing.T) {
 	go trk.Serve(ln)
 	defer trk.Shutdown(context.Background())
 	startNode(t, mi, Config{Dir: srcDir, Announcer: TrackerAnnouncer(nil), SeedRatio: SeedForever})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	select {
-	case <-leecher.t.Complete():
-	case <-ctx.Done():
-		t.Fatalf("no completion once the tracker was up: %+v", leecher.t.Status())
-	}
+	leecher.waitComplete(t, 20*time.Second, "the leecher, once the tracker was up,")
 	if st := leecher.t.Status().Tracker; st != "ok" {
 		t.Errorf("tracker status %q after a successful announce", st)
 	}
@@ -245,13 +233,7 @@ func TestMultiFileDownload(t *testing.T) {
 	seeder := startNode(t, mi, Config{Dir: src, DisableTrackers: true, SeedRatio: SeedForever})
 	leecher := startNode(t, mi, Config{Dir: t.TempDir(), DisableTrackers: true})
 	leecher.t.AddPeer(seeder.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	select {
-	case <-leecher.t.Complete():
-	case <-ctx.Done():
-		t.Fatalf("no completion: %+v", leecher.t.Status())
-	}
+	leecher.waitComplete(t, 20*time.Second, "the leecher")
 	for name := range sizes {
 		sameFile(t, filepath.Join(root, name), filepath.Join(leecher.t.cfg.Dir, "album", name))
 	}

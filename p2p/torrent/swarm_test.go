@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -85,6 +86,17 @@ func startNode(t testing.TB, mi *metainfo.MetaInfo, cfg Config) *node {
 	return n
 }
 
+// waitComplete fails the test unless n has every piece within d; what
+// names n in the message.
+func (n *node) waitComplete(t testing.TB, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-n.t.Complete():
+	case <-time.After(d):
+		t.Fatalf("%s did not complete in %v: %+v", what, d, n.t.Status())
+	}
+}
+
 func (n *node) stop(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -138,14 +150,9 @@ func TestSwarm(t *testing.T) {
 		}
 		leechers = append(leechers, l)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	deadline := time.Now().Add(90 * time.Second)
 	for i, l := range leechers {
-		select {
-		case <-l.t.Complete():
-		case <-ctx.Done():
-			t.Fatalf("leecher %d did not complete: %+v", i, l.t.Status())
-		}
+		l.waitComplete(t, time.Until(deadline), fmt.Sprintf("leecher %d", i))
 	}
 	var fromPeers int64
 	for _, l := range leechers {
@@ -172,13 +179,7 @@ func TestPairDownload(t *testing.T) {
 	seeder := startNode(t, mi, Config{Dir: srcDir, DisableTrackers: true, SeedRatio: SeedForever})
 	leecher := startNode(t, mi, Config{Dir: t.TempDir(), DisableTrackers: true})
 	leecher.t.AddPeer(seeder.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	select {
-	case <-leecher.t.Complete():
-	case <-ctx.Done():
-		t.Fatalf("no completion: %+v", leecher.t.Status())
-	}
+	leecher.waitComplete(t, 30*time.Second, "the leecher")
 	sameFile(t, filepath.Join(srcDir, "payload.bin"), filepath.Join(leecher.t.cfg.Dir, "payload.bin"))
 }
 
@@ -192,11 +193,7 @@ func TestSimultaneousDialKeepsOneConnection(t *testing.T) {
 		b := startNode(t, mi, Config{Dir: t.TempDir(), DisableTrackers: true, SeedRatio: SeedForever})
 		go a.t.AddPeer(b.addr)
 		go b.t.AddPeer(a.addr)
-		select {
-		case <-b.t.Complete():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: no download in 10 s (peers: %d and %d)", round, a.t.Status().Peers, b.t.Status().Peers)
-		}
+		b.waitComplete(t, 10*time.Second, fmt.Sprintf("round %d: the leecher", round))
 		// Both directions were dialled; one connection remains at both ends.
 		deadline := time.Now().Add(2 * time.Second)
 		for a.t.Status().Peers != 1 || b.t.Status().Peers != 1 {
