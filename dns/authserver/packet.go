@@ -177,23 +177,12 @@ func (h *packetHandler) slow(b []byte, from netip.AddrPort, out []byte) []byte {
 		return nil // no header: no answer (it could be used to amplify)
 	}
 	w := &packetWriter{local: h.l.LocalAddr(), remote: net.UDPAddrFromAddrPort(from), out: out, s: s}
-	var req dns.Msg
-	switch action := acceptMsg(fastq.Header(b)); action {
-	case dns.MsgIgnore:
-		return nil
-	case dns.MsgAccept:
-		if req.Unpack(b) == nil {
-			break
-		}
-		fallthrough
-	default:
-		// The header alone, as a reply: FORMERR, or NOTIMP for an opcode
-		// we do not implement.
-		m := fastq.Reject(b, action == dns.MsgRejectNotImplemented)
-		if m == nil {
+	req, reject := fastq.Decode(b, acceptMsg)
+	if req == nil {
+		if reject == nil {
 			return nil
 		}
-		w.WriteMsg(m)
+		w.WriteMsg(reject)
 		return w.out
 	}
 	if t := req.IsTsig(); t != nil {
@@ -205,7 +194,7 @@ func (h *packetHandler) slow(b []byte, from netip.AddrPort, out []byte) []byte {
 			w.tsigStatus = dns.TsigVerify(b, secret, "", false)
 		}
 	}
-	s.serveDNS(w, &req)
+	s.serveDNS(w, req)
 	if !w.wrote {
 		return nil
 	}

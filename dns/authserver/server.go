@@ -40,6 +40,7 @@ import (
 	"github.com/miekg/dns"
 
 	"appnet/dns/dnstrace"
+	"appnet/dns/internal/fastq"
 	"appnet/dns/internal/udploop"
 	"appnet/dns/serve"
 	"appnet/dns/zone"
@@ -220,22 +221,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// acceptMsg is the first look at a message's header (RFC 1035 §4.1.1):
-// responses are dropped, opcodes other than QUERY get NOTIMP, and a query
-// must ask exactly one question.
-func acceptMsg(dh dns.Header) dns.MsgAcceptAction {
-	const qr = 1 << 15
-	if dh.Bits&qr != 0 {
-		return dns.MsgIgnore
-	}
-	if op := int(dh.Bits>>11) & 0xF; op != dns.OpcodeQuery && op != dns.OpcodeUpdate && op != dns.OpcodeNotify {
-		return dns.MsgRejectNotImplemented
-	}
-	if dh.Qdcount != 1 {
-		return dns.MsgReject
-	}
-	return dns.MsgAccept
-}
+// acceptMsg is the first look at a message's header: QUERY, UPDATE
+// and NOTIFY are served.
+var acceptMsg = fastq.Accept(dns.OpcodeQuery, dns.OpcodeUpdate, dns.OpcodeNotify)
 
 func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	c, tcp := dnstrace.ServerConv(s.Tracer, s.Host, w)

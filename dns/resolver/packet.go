@@ -119,31 +119,22 @@ func (h *packetHandler) handle(b []byte, from netip.AddrPort, out []byte) []byte
 // answer when the cache alone gave it.
 func (h *packetHandler) slow(b []byte, from netip.AddrPort) []byte {
 	s := h.s
-	var req dns.Msg
-	switch action := acceptMsg(fastq.Header(b)); action {
-	case dns.MsgIgnore:
-		return nil
-	case dns.MsgAccept:
-		if req.Unpack(b) == nil {
-			break
-		}
-		fallthrough
-	default:
-		m := fastq.Reject(b, action == dns.MsgRejectNotImplemented)
-		if m == nil {
+	req, reject := fastq.Decode(b, acceptMsg)
+	if req == nil {
+		if reject == nil {
 			return nil
 		}
-		out, _ := m.Pack()
+		out, _ := reject.Pack()
 		return out
 	}
 	c := s.Tracer.Conv(s.Host, "dns/udp", trace.Server, h.l.LocalAddr(), net.UDPAddrFromAddrPort(from))
 	if c != nil {
-		c.Recv(dnstrace.Query(&req))
+		c.Recv(dnstrace.Query(req))
 	}
 	cache := s.Resolver.Cache
 	gen := cache.gen.Load()
 	before := cache.now().UnixNano()
-	resp, cached := s.answer(s.ctx, &req, false, c)
+	resp, cached := s.answer(s.ctx, req, false, c)
 	if c != nil {
 		c.Send(dnstrace.Reply(resp))
 	}

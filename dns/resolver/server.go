@@ -12,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"appnet/dns/dnstrace"
+	"appnet/dns/internal/fastq"
 	"appnet/dns/internal/udploop"
 	"appnet/dns/serve"
 	"appnet/trace"
@@ -102,19 +103,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-func acceptMsg(dh dns.Header) dns.MsgAcceptAction {
-	const qr = 1 << 15
-	if dh.Bits&qr != 0 {
-		return dns.MsgIgnore
-	}
-	if op := int(dh.Bits>>11) & 0xF; op != dns.OpcodeQuery {
-		return dns.MsgRejectNotImplemented
-	}
-	if dh.Qdcount != 1 {
-		return dns.MsgReject
-	}
-	return dns.MsgAccept
-}
+// acceptMsg is the first look at a message's header: only QUERY is
+// served.
+var acceptMsg = fastq.Accept(dns.OpcodeQuery)
 
 func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	c, tcp := dnstrace.ServerConv(s.Tracer, s.Host, w)

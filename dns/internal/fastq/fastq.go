@@ -9,6 +9,7 @@ package fastq
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/miekg/dns"
 )
@@ -244,4 +245,41 @@ func Reject(b []byte, notImp bool) *dns.Msg {
 		m.Opcode, m.Rcode = opcode, dns.RcodeNotImplemented
 	}
 	return &m
+}
+
+// Accept returns a server's first look at a message's header (RFC 1035
+// §4.1.1), as miekg/dns's server takes it: responses are dropped, opcodes
+// other than ops get NOTIMP, and a message must ask exactly one question.
+func Accept(ops ...int) dns.MsgAcceptFunc {
+	return func(dh dns.Header) dns.MsgAcceptAction {
+		const qr = 1 << 15
+		if dh.Bits&qr != 0 {
+			return dns.MsgIgnore
+		}
+		if op := int(dh.Bits>>11) & 0xF; !slices.Contains(ops, op) {
+			return dns.MsgRejectNotImplemented
+		}
+		if dh.Qdcount != 1 {
+			return dns.MsgReject
+		}
+		return dns.MsgAccept
+	}
+}
+
+// Decode reads a request (len(b) >= 12) as miekg/dns's server does:
+// it returns the request when accept takes it and it unpacks; otherwise
+// the reply to send instead (FORMERR, or NOTIMP for an opcode accept
+// refuses), or neither when the message is to be dropped.
+func Decode(b []byte, accept dns.MsgAcceptFunc) (req, reject *dns.Msg) {
+	action := accept(Header(b))
+	if action == dns.MsgIgnore {
+		return nil, nil
+	}
+	if action == dns.MsgAccept {
+		var m dns.Msg
+		if m.Unpack(b) == nil {
+			return &m, nil
+		}
+	}
+	return nil, Reject(b, action == dns.MsgRejectNotImplemented)
 }

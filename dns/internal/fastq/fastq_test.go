@@ -97,3 +97,41 @@ func TestPatchAndTTLs(t *testing.T) {
 		t.Errorf("patched: %v", &got)
 	}
 }
+
+// Decode takes a query, drops a response, answers an opcode it does not
+// serve with NOTIMP and a message that is not one question, or does not
+// parse, with FORMERR.
+func TestDecode(t *testing.T) {
+	accept := Accept(dns.OpcodeQuery)
+	pack := func(m *dns.Msg) []byte {
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	q := new(dns.Msg).SetQuestion("www.example.", dns.TypeA)
+	if req, rej := Decode(pack(q), accept); req == nil || rej != nil || req.Question[0].Name != "www.example." {
+		t.Errorf("query: %v, %v", req, rej)
+	}
+	resp := new(dns.Msg).SetReply(q)
+	if req, rej := Decode(pack(resp), accept); req != nil || rej != nil {
+		t.Errorf("response: %v, %v; want it dropped", req, rej)
+	}
+	notify := new(dns.Msg).SetNotify("example.")
+	if _, rej := Decode(pack(notify), accept); rej == nil || rej.Rcode != dns.RcodeNotImplemented || rej.Opcode != dns.OpcodeNotify {
+		t.Errorf("NOTIFY to a server of queries: %v", rej)
+	}
+	if req, _ := Decode(pack(notify), Accept(dns.OpcodeQuery, dns.OpcodeNotify)); req == nil {
+		t.Error("NOTIFY to a server of NOTIFY was refused")
+	}
+	two := new(dns.Msg).SetQuestion("a.example.", dns.TypeA)
+	two.Question = append(two.Question, dns.Question{Name: "b.example.", Qtype: dns.TypeA, Qclass: dns.ClassINET})
+	if _, rej := Decode(pack(two), accept); rej == nil || rej.Rcode != dns.RcodeFormatError || rej.Id != two.Id {
+		t.Errorf("two questions: %v", rej)
+	}
+	broken := pack(q)[:15] // a header promising a question that is cut short
+	if _, rej := Decode(broken, accept); rej == nil || rej.Rcode != dns.RcodeFormatError || !rej.Response {
+		t.Errorf("truncated question: %v", rej)
+	}
+}
