@@ -11,9 +11,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"appnet/p2p/metainfo"
-	"appnet/p2p/tracker"
 )
 
 // Aria2 is the mode that runs the P2P distribution with aria2c, an
@@ -56,17 +53,11 @@ func runAria2(ctx context.Context, p Params, nw network, n int, file, dir string
 	if err != nil {
 		return Result{}, errors.New("experiment: the aria2c mode needs aria2c (Debian package aria2)")
 	}
-	trk := &tracker.Server{Interval: time.Minute, MinInterval: time.Second, Logger: p.Logger}
-	tln, err := nw.listen(0)
+	mi, stopTracker, err := startSwarm(ctx, p, nw, file)
 	if err != nil {
 		return Result{}, err
 	}
-	go trk.Serve(tln) //nolint:errcheck // ends with Shutdown
-	defer trk.Shutdown(context.Background())
-	mi, err := metainfo.Create(ctx, file, metainfo.CreateOptions{PieceLength: p.PieceSize, Announce: "http://" + tln.Addr().String() + "/announce"})
-	if err != nil {
-		return Result{}, err
-	}
+	defer stopTracker()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Result{}, err
 	}

@@ -407,22 +407,35 @@ func finish(times []time.Duration) Result {
 	return Result{Measured: times[len(times)-1], PerPeer: times}
 }
 
+// startSwarm starts appnet's tracker on host 0, the server's, and makes
+// the file's torrent, announcing to it; stop ends the tracker.
+func startSwarm(ctx context.Context, p Params, nw network, file string) (mi *metainfo.MetaInfo, stop func(), err error) {
+	trk := &tracker.Server{Interval: time.Minute, MinInterval: time.Second, Logger: p.Logger}
+	tln, err := nw.listen(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	go trk.Serve(tln) //nolint:errcheck // ends with Shutdown
+	// Nothing to report when a run's tracker stops.
+	stop = func() { trk.Shutdown(context.Background()) } //nolint:errcheck
+	mi, err = metainfo.Create(ctx, file, metainfo.CreateOptions{PieceLength: p.PieceSize, Announce: "http://" + tln.Addr().String() + "/announce"})
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return mi, stop, nil
+}
+
 // runP2P distributes the file with appnet's tracker, one seeder capped at
 // u_s, and n leechers capped at u up and d down, all started together. The
 // leechers stay and upload until the last one completes, as the course's
 // model assumes.
 func runP2P(ctx context.Context, p Params, nw network, n int, file, dir string, sum [32]byte) (Result, error) {
-	trk := &tracker.Server{Interval: time.Minute, MinInterval: time.Second, Logger: p.Logger}
-	tln, err := nw.listen(0)
+	mi, stopTracker, err := startSwarm(ctx, p, nw, file)
 	if err != nil {
 		return Result{}, err
 	}
-	go trk.Serve(tln) //nolint:errcheck // ends with Shutdown
-	defer trk.Shutdown(context.Background())
-	mi, err := metainfo.Create(ctx, file, metainfo.CreateOptions{PieceLength: p.PieceSize, Announce: "http://" + tln.Addr().String() + "/announce"})
-	if err != nil {
-		return Result{}, err
-	}
+	defer stopTracker()
 	choke := torrent.ChokeConfig{Interval: p.ChokeInterval, OptimisticEvery: p.OptimisticEvery}
 
 	type peer struct {
