@@ -145,15 +145,7 @@ func (s *Server) ServePacket(pc net.PacketConn) error {
 }
 
 // served turns a serve.Group result into this package's.
-func served(err error) error {
-	switch {
-	case errors.Is(err, serve.ErrClosed):
-		return ErrServerClosed
-	case err != nil:
-		return fmt.Errorf("authserver: %w", err)
-	}
-	return nil
-}
+func served(err error) error { return serve.Result(err, ErrServerClosed, "authserver") }
 
 // Serve answers queries on the TCP connections ln accepts until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {

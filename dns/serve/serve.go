@@ -8,6 +8,7 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 
@@ -17,8 +18,20 @@ import (
 )
 
 // ErrClosed is returned by DNS and Loop after Shutdown; callers report it
-// as their own ErrServerClosed.
+// as their own ErrServerClosed (see Result).
 var ErrClosed = errors.New("serve: closed")
+
+// Result turns what DNS or Loop returned into a server package's error:
+// closed (its ErrServerClosed) after Shutdown, others prefixed by pkg.
+func Result(err, closed error, pkg string) error {
+	switch {
+	case errors.Is(err, ErrClosed):
+		return closed
+	case err != nil:
+		return fmt.Errorf("%s: %w", pkg, err)
+	}
+	return nil
+}
 
 // Group is the set of sockets one server runs. The zero value is ready.
 type Group struct {

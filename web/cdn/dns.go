@@ -50,13 +50,7 @@ func (d *DNS) Serve(ln net.Listener) error {
 
 func (d *DNS) serve(srv *dns.Server) error {
 	srv.Handler = dns.HandlerFunc(d.serveDNS)
-	switch err := d.group.DNS(srv, nil); {
-	case errors.Is(err, serve.ErrClosed):
-		return ErrServerClosed
-	case err != nil:
-		return fmt.Errorf("cdn: %w", err)
-	}
-	return nil
+	return serve.Result(d.group.DNS(srv, nil), ErrServerClosed, "cdn")
 }
 
 // Shutdown stops every Serve and ServePacket and waits for them (or ctx).
