@@ -190,19 +190,9 @@ func (l *Loop) read(uc *net.UDPConn) error {
 			}
 		}
 		if err != nil {
-			if l.closing.Load() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if stop, err := l.readFailed(err); stop {
 				return err
 			}
-			// A transient error (an ICMP unreachable reported on the
-			// socket, a short buffer): read on, after a breath.
-			time.Sleep(time.Millisecond)
 			continue
 		}
 		if resp := l.h(in[:n], from, out[:0]); resp != nil {
@@ -214,6 +204,25 @@ func (l *Loop) read(uc *net.UDPConn) error {
 		}
 	}
 	return nil
+}
+
+// readFailed says what a read error means: stop (returning ret, nil when
+// the loop is closing), or read on.
+func (l *Loop) readFailed(err error) (stop bool, ret error) {
+	if l.closing.Load() {
+		return true, nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false, nil
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return true, err
+	}
+	// A transient error (an ICMP unreachable reported on the socket, a
+	// short buffer): read on, after a breath.
+	time.Sleep(time.Millisecond)
+	return false, nil
 }
 
 // WriteTo sends b to addr; it is safe to call from any goroutine.
@@ -246,17 +255,9 @@ func (l *Loop) readBatch(bc batchConn) error {
 	for !l.closing.Load() {
 		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
-			if l.closing.Load() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
+			if stop, err := l.readFailed(err); stop {
 				return err
 			}
-			time.Sleep(time.Millisecond)
 			continue
 		}
 		k := 0
