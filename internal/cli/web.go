@@ -232,27 +232,31 @@ func (a *app) webPasswdCommand() *cobra.Command {
 // holds at most 64 MiB of small files.
 const originMemoryLimit = 512 << 20
 
-func cacheStore(dir, size string) (*proxy.Store, error) {
+// openCache opens a proxy's cache (--cache-dir, --cache-size) and applies
+// its --memory-limit, by default twice what the cache keeps in memory (all
+// of it without a directory, else proxy.DefaultMemSize of bodies) and 256
+// MiB for the rest. restore undoes the limit.
+func openCache(dir, size string, gc *gcFlags) (st *proxy.Store, restore func(), err error) {
 	n, err := proxy.ParseSize(size)
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, nil, usagef("%v", err)
 	}
-	return proxy.NewStore(dir, n, 0)
-}
-
-// cacheMemoryLimit is the default --memory-limit of a proxy whose cache
-// holds up to size bytes (memory only without a directory, else
-// proxy.DefaultMemSize of bodies in memory): twice that, and 256 MiB for
-// the rest.
-func cacheMemoryLimit(dir, size string) int64 {
-	n, err := proxy.ParseSize(size)
-	if err != nil || n <= 0 {
-		n = proxy.DefaultCacheSize
+	st, err = proxy.NewStore(dir, n, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	mem := n
+	if mem <= 0 {
+		mem = proxy.DefaultCacheSize
 	}
 	if dir != "" {
-		n = min(n, proxy.DefaultMemSize)
+		mem = min(mem, proxy.DefaultMemSize)
 	}
-	return 2*n + 256<<20
+	if restore, err = gc.apply(2*mem + 256<<20); err != nil {
+		st.Close() //nolint:errcheck // the limit's error is the one to report
+		return nil, nil, err
+	}
+	return st, restore, nil
 }
 
 func (a *app) webProxyCommand() *cobra.Command {
@@ -281,11 +285,7 @@ what the cache holds in memory, plus 256MiB) set Go's garbage collector.`,
 			if listen == "" {
 				return usagef("give --listen ADDR")
 			}
-			st, err := cacheStore(dir, size)
-			if err != nil {
-				return err
-			}
-			restore, err := gc.apply(cacheMemoryLimit(dir, size))
+			st, restore, err := openCache(dir, size, &gc)
 			if err != nil {
 				return err
 			}
@@ -409,11 +409,7 @@ Go's garbage collector, as for 'appnet web proxy'.`,
 			if err != nil || u.Scheme != "http" || u.Host == "" {
 				return usagef("--origin %q is not an http:// URL", originURL)
 			}
-			st, err := cacheStore(dir, size)
-			if err != nil {
-				return err
-			}
-			restore, err := gc.apply(cacheMemoryLimit(dir, size))
+			st, restore, err := openCache(dir, size, &gc)
 			if err != nil {
 				return err
 			}
