@@ -3,10 +3,9 @@ package authserver
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"appnet/dns/zone"
+	"appnet/internal/atomicfile"
 )
 
 // writeZoneFile makes the UPDATE that produced z durable (Server.Persist):
@@ -21,40 +20,8 @@ func writeZoneFile(z *zone.Zone) error {
 		b.WriteString(rr.String())
 		b.WriteByte('\n')
 	}
-	dir := filepath.Dir(z.File)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(z.File)+".*")
-	if err != nil {
-		return fmt.Errorf("authserver: %w", err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
+	if err := atomicfile.Write(z.File, b.Bytes(), true); err != nil {
 		return fmt.Errorf("authserver: writing %s: %w", z.File, err)
-	}
-	if _, err := f.Write(b.Bytes()); err != nil {
-		return fail(err)
-	}
-	if fi, err := os.Stat(z.File); err == nil {
-		f.Chmod(fi.Mode().Perm())
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, z.File); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("authserver: writing %s: %w", z.File, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("authserver: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("authserver: syncing %s: %w", dir, err)
 	}
 	return nil
 }

@@ -3,10 +3,11 @@ package torrent
 import (
 	"bytes"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"appnet/internal/atomicfile"
 )
 
 // Resume data records which pieces were verified, so that a restart after
@@ -33,23 +34,8 @@ func writeResume(path string, infoHash [20]byte, have *bitset) error {
 	b.WriteString(hex.EncodeToString(infoHash[:]))
 	b.WriteByte('\n')
 	b.Write(have.bytes())
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := atomicfile.Write(path, b.Bytes(), true); err != nil {
 		return fmt.Errorf("torrent: resume: %w", err)
-	}
-	_, werr := f.Write(b.Bytes())
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("torrent: resume: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("torrent: resume: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync() //nolint:errcheck // best effort: the rename is what matters
-		d.Close()
 	}
 	return nil
 }

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"appnet/internal/atomicfile"
 )
 
 // The cart demo's limits and cookie.
@@ -94,34 +95,11 @@ func (c *carts) save(v uint64, snap []byte) error {
 	if v <= c.saved {
 		return nil
 	}
-	if err := writeAtomic(c.file, snap); err != nil {
+	if err := atomicfile.Write(c.file, snap, true); err != nil {
 		return fmt.Errorf("origin: carts: %w", err)
 	}
 	c.saved = v
 	return nil
-}
-
-// writeAtomic replaces file with data so that a reader (or a restart after
-// a crash) sees the old or the new contents, never a mix.
-func writeAtomic(file string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), file)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
 
 func newCartID() string {

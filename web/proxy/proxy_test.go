@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -356,10 +358,19 @@ func TestRestart(t *testing.T) {
 	ctx := context.Background()
 	e.tr.CloseIdleConnections()
 	e.p.Shutdown(ctx) //nolint:errcheck
+	// A write that a crash cut short left its temporary file: the store
+	// removes it when it starts.
+	leftover := filepath.Join(dir, ".0123.cache.tmp456")
+	if err := os.WriteFile(leftover, []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	st2, err := NewStore(dir, 1<<20, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(leftover); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a temporary file left by a crash is still there: %v", err)
 	}
 	p2 := New(Config{Store: st2})
 	ln := testnet.ListenTCP(t)

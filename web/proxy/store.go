@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"appnet/internal/atomicfile"
 )
 
 // Store defaults.
@@ -96,7 +98,7 @@ func (s *Store) rebuild() error {
 	for _, e := range ents {
 		name := e.Name()
 		full := filepath.Join(s.dir, name)
-		if strings.HasPrefix(name, ".tmp") {
+		if atomicfile.IsTemp(name) {
 			os.Remove(full) // a write cut short by a crash
 			continue
 		}
@@ -337,7 +339,7 @@ func (s *Store) Put(m Meta, body []byte) error {
 		data = append(data, fileMagic...)
 		data = binary.BigEndian.AppendUint32(data, uint32(len(js)))
 		data = append(append(data, js...), body...)
-		if err := writeAtomic(s.dir, it.file, data); err != nil {
+		if err := atomicfile.Write(it.file, data, false); err != nil {
 			return fmt.Errorf("proxy: cache: %w", err)
 		}
 	}
@@ -357,24 +359,6 @@ func fileName(m Meta) string {
 	r := make([]byte, 4)
 	rand.Read(r) //nolint:errcheck
 	return hex.EncodeToString(h[:12]) + "-" + hex.EncodeToString(r) + ".cache"
-}
-
-func writeAtomic(dir, file string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, ".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), file)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
 
 // Invalidate removes every variant stored under key (RFC 9111 §4.4).
