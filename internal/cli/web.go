@@ -118,6 +118,13 @@ trusted for --file-cache, then one stat checks whether it changed, as
 nginx's open_file_cache does. The access log is buffered: a line is written
 within a second.
 
+While no access log is kept and tracing is off, plain GETs and HEADs of
+cached files (no condition, no range, no authorization) are answered by a
+fast lane that reads HTTP/1.1 requests off the connection itself; at the
+first request it does not take, the connection goes to Go's net/http
+server, which answers it and the rest. --no-fast-lane sends everything
+through net/http.
+
 --gc-percent (GOGC, 400 by default) and --memory-limit set Go's garbage
 collector while serving: the server's live heap is small, so the default
 GOGC of 100 would collect a hundred times a second under load.`,
@@ -190,6 +197,7 @@ GOGC of 100 would collect a hundred times a second under load.`,
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", origin.DefaultIdleTimeout, "close a persistent connection idle this long")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "header-timeout", origin.DefaultReadHeaderTimeout, "time allowed to send a request's header")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", origin.DefaultWriteTimeout, "time allowed to send a response (from the end of its request), so that a client that does not read cannot hold a connection")
+	f.BoolVar(&cfg.NoFastLane, "no-fast-lane", false, "serve every request through net/http, none in the fast lane")
 	f.DurationVar(&cfg.FileCacheValid, "file-cache", origin.DefaultFileCacheValid, "trust what is known of a file (and a small file's bytes) this long before checking it changed; 0: no cache")
 	gc.add(cmd, "512MiB")
 	return cmd

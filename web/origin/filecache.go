@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,8 @@ type fileEntry struct {
 		val []string
 	}
 	nheader int
+	// the same fields as the fast lane sends them, after the status line
+	head []byte
 }
 
 func newFileCache(valid time.Duration, small int64, cacheControl string) *fileCache {
@@ -163,6 +166,10 @@ func (c *fileCache) newEntry(name string, f *os.File, fi fs.FileInfo) (e *fileEn
 	if c.cacheControl != "" {
 		e.add("Cache-Control", c.cacheControl)
 	}
+	e.head = append(e.head, "HTTP/1.1 200 OK\r\n"...)
+	for _, f := range e.header[:e.nheader] {
+		e.head = append(append(append(append(e.head, f.key...), ": "...), f.val[0]...), "\r\n"...)
+	}
 	e.checked.Store(monoNow())
 	return e, true
 }
@@ -194,21 +201,29 @@ type dateCache struct {
 type dateValue struct {
 	until int64    // monoNow when the next second starts
 	val   []string // len == cap: shared read-only
+	line  []byte   // "Date: <val>\r\n"
 }
 
 // get returns the Date value for now.
-func (d *dateCache) get() []string {
+func (d *dateCache) get() []string { return d.now().val }
+
+// line returns the Date header line for now, CRLF included.
+func (d *dateCache) line() []byte { return d.now().line }
+
+func (d *dateCache) now() *dateValue {
 	if v := d.v.Load(); v != nil && monoNow() < v.until {
-		return v.val
+		return v
 	}
 	t := time.Now()
 	mono := int64(t.Sub(monoBase))
+	val := t.UTC().Format(http.TimeFormat)
 	v := &dateValue{
 		until: mono + int64(time.Second) - int64(t.Nanosecond()),
-		val:   []string{t.UTC().Format(http.TimeFormat)}[:1:1],
+		val:   []string{val}[:1:1],
+		line:  []byte("Date: " + val + "\r\n"),
 	}
 	d.v.Store(v)
-	return v.val
+	return v
 }
 
 // plainGet says whether r is a GET or HEAD without the header fields that
@@ -217,10 +232,22 @@ func plainGet(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}
-	for _, f := range [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
+	for _, f := range conditionFields {
 		if _, ok := r.Header[f]; ok {
 			return false
 		}
 	}
 	return true
 }
+
+// conditionFields are the request fields that can make the answer to a GET
+// other than 200 with the whole file.
+var conditionFields = [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"}
+
+// conditionFieldsLower are the same in lower case, for fastlane.Request.Has.
+var conditionFieldsLower = func() (l [len(conditionFields)]string) {
+	for i, f := range conditionFields {
+		l[i] = strings.ToLower(f)
+	}
+	return l
+}()

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"appnet/trace"
+	"appnet/web/internal/fastlane"
 	"appnet/web/internal/httpx"
 )
 
@@ -81,6 +82,10 @@ type Config struct {
 	FileCacheValid time.Duration
 	// SmallFile is the largest file kept in memory; 0: DefaultSmallFile.
 	SmallFile int64
+	// NoFastLane serves every request through net/http. Otherwise plain
+	// GETs and HEADs of cached files are answered by web/internal/fastlane
+	// while no access log is kept and tracing is off.
+	NoFastLane bool
 
 	Host   string // the name in trace events
 	Tracer *trace.Tracer
@@ -97,8 +102,9 @@ type Server struct {
 	root  *os.Root
 	carts *carts
 	srv   *http.Server
-	files *fileCache // nil when disabled
-	log   *accessLog // nil without an access log
+	lane  *fastlane.Server // nil when Config.NoFastLane or without a file cache
+	files *fileCache       // nil when disabled
+	log   *accessLog       // nil without an access log
 	date  dateCache
 
 	cacheControl string // the Cache-Control value of files, "" for none
@@ -162,11 +168,19 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
+	if !cfg.NoFastLane && files != nil {
+		s.lane = &fastlane.Server{HTTP: s.srv, Handler: s}
+	}
 	return s, nil
 }
 
 // Serve accepts HTTP connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+func (s *Server) Serve(ln net.Listener) error {
+	if s.lane == nil {
+		return s.srv.Serve(ln)
+	}
+	return s.lane.Serve(ln)
+}
 
 // ListenAndServe listens on the TCP address addr and serves.
 func (s *Server) ListenAndServe(addr string) error {
@@ -180,8 +194,12 @@ func (s *Server) ListenAndServe(addr string) error {
 // Shutdown stops accepting, closes idle connections, waits for the requests
 // in progress (or ctx), writes out the access log and closes the directory.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
+	var err error
+	if s.lane != nil {
+		if err = s.lane.Shutdown(ctx); err != nil {
+			s.lane.Close()
+		}
+	} else if err = s.srv.Shutdown(ctx); err != nil {
 		s.srv.Close()
 	}
 	if s.log != nil {
@@ -408,6 +426,77 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *fileEntry
 	// the length announced) with sendfile
 	io.Copy(w, io.LimitReader(f, e.fi.Size())) //nolint:errcheck
 	return true
+}
+
+// Respond answers a simple request for the fast lane from the file cache:
+// a plain GET or HEAD (no condition, no range) of a regular file, outside
+// /cart and the paths that need authorization. It declines everything else,
+// and every request while an access log is kept or tracing is on, and the
+// request goes to net/http and ServeHTTP.
+func (s *Server) Respond(w *fastlane.Response, r *fastlane.Request) bool {
+	if s.log != nil || s.cfg.Tracer.Enabled() {
+		return false
+	}
+	for _, f := range conditionFieldsLower {
+		if r.Has(f) {
+			return false
+		}
+	}
+	key, clean := r.Path, r.Path // already clean, maybe with a trailing slash
+	if len(clean) > 1 && clean[len(clean)-1] == '/' {
+		clean = clean[:len(clean)-1]
+	}
+	if clean == "/cart" || s.cfg.Auth != nil && s.cfg.Auth.Users(clean) != nil {
+		return false
+	}
+	e := s.files.get(key)
+	if now := monoNow(); e == nil || !s.files.fresh(e, now) && !s.recheck(key, e, now) {
+		if e = s.load(key, clean); e == nil {
+			return false
+		}
+	}
+	if e.data == nil {
+		f, err := s.root.Open(e.name)
+		if err != nil {
+			return false
+		}
+		if fi, err := f.Stat(); err != nil || !sameFile(e.fi, fi) {
+			f.Close()
+			return false
+		}
+		w.File, w.FileSize = f, e.fi.Size()
+	}
+	w.Head = append(append(w.Head, e.head...), s.date.line()...)
+	w.Body = e.data
+	return true
+}
+
+// load reads the regular file at key into the file cache, as serveFile
+// would: a key that ends in "/" is the directory's index.html. It returns
+// nil for anything else (a directory, a missing file), which serveFile
+// answers.
+func (s *Server) load(key, clean string) *fileEntry {
+	name := strings.TrimPrefix(clean, "/")
+	if strings.HasSuffix(key, "/") {
+		name = path.Join(name, "index.html")
+	} else if name == "" {
+		return nil
+	}
+	f, err := s.root.Open(name)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	e, ok := s.files.newEntry(name, f, fi)
+	if !ok {
+		return nil
+	}
+	s.files.put(key, e)
+	return e
 }
 
 // ETag is a file's entity tag: its modification time and size in hex, as

@@ -1,0 +1,95 @@
+package origin
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLaneAgreesWithNetHTTP sends the same requests to a server with the
+// fast lane and to one without, each on a new connection, and wants the
+// same status, header fields (but Date, and in any order) and body. The
+// lane must have answered exactly the plain GETs and HEADs of files.
+func TestLaneAgreesWithNetHTTP(t *testing.T) {
+	dir, _ := site(t)
+	big := strings.Repeat("big file, sent with sendfile\n", 5000) // over SmallFile
+	must(t, os.WriteFile(filepath.Join(dir, "big.txt"), []byte(big), 0o644))
+	must(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "sub", "index.html"), []byte("<p>sub</p>"), 0o644))
+	cfg := Config{Root: dir, Auth: authFile(t), MaxAge: time.Hour}
+	lane := startLane(t, cfg)
+	cfg.NoFastLane = true
+	plain := startLane(t, cfg)
+	fi, err := os.Stat(filepath.Join(dir, "digits.txt"))
+	must(t, err)
+	etag := ETag(fi)
+	for _, c := range []struct {
+		req    string
+		inLane bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: test\r\n\r\n", true},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n", true}, // now from the cache
+		{"HEAD /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"HEAD /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET /inside.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET /sub/ HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", true},
+		{"GET /sub HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"GET /empty/ HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"GET /nope.txt HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"GET /escape.txt HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"GET /private/plan.txt HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=2-5\r\n\r\n", false},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: ETAG\r\n\r\n", false},
+		{"GET /digits.txt?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", false},
+		{"DELETE /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n", false},
+	} {
+		in := strings.Replace(c.req, "ETAG", etag, 1)
+		want := exchange(t, plain.url, in)
+		got := exchange(t, lane.url, in)
+		if got != want {
+			t.Errorf("%q:\nfast lane:\n%s\nnet/http:\n%s", in, got, want)
+		}
+	}
+	answered, _ := lane.s.lane.Stats()
+	if answered != 9 {
+		t.Errorf("the lane answered %d requests, want 9", answered)
+	}
+	if plain.s.lane != nil {
+		t.Error("NoFastLane still made a fast lane")
+	}
+}
+
+// exchange sends one request on a new connection and returns the response
+// with its header fields sorted and without Date.
+func exchange(t *testing.T, url, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck
+	_, err = io.WriteString(c, req)
+	must(t, err)
+	method, _, _ := strings.Cut(req, " ")
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
+	must(t, err)
+	body, err := io.ReadAll(resp.Body)
+	must(t, err)
+	var lines []string
+	for k, vv := range resp.Header {
+		if k != "Date" {
+			lines = append(lines, k+": "+strings.Join(vv, ", "))
+		}
+	}
+	slices.Sort(lines)
+	return resp.Status + "\n" + strings.Join(lines, "\n") + "\n\n" + string(body)
+}
