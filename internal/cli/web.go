@@ -397,6 +397,7 @@ RTT per object persistent, 1 RTT for all objects pipelined.`,
 func (a *app) cdnEdgeCommand() *cobra.Command {
 	var (
 		listen, originURL, dir, size, name string
+		noLane                             bool
 		gc                                 gcFlags
 	)
 	cmd := &cobra.Command{
@@ -405,7 +406,13 @@ func (a *app) cdnEdgeCommand() *cobra.Command {
 		Long: `Edge answers requests for the origin's content from its cache (the same
 RFC 9111 cache as 'appnet web proxy'), fetching from --origin on a miss.
 X-Cache says HIT, MISS or REVALIDATED. --gc-percent and --memory-limit set
-Go's garbage collector, as for 'appnet web proxy'.`,
+Go's garbage collector, as for 'appnet web proxy'.
+
+While tracing is off, fresh hits for plain GETs and HEADs (no Cache-Control,
+Pragma, Authorization, condition or range in the request) are answered by a
+fast lane that reads HTTP/1.1 requests off the connection itself; at the
+first request it does not take, the connection goes to Go's net/http
+server. --no-fast-lane sends everything through net/http.`,
 		Example: `  appnet cdn edge --listen 127.0.0.41:8080 --origin http://127.0.0.40/
   curl -i http://127.0.0.41:8080/index.html     # twice: MISS, then HIT`,
 		Args: args(cobra.NoArgs),
@@ -422,7 +429,7 @@ Go's garbage collector, as for 'appnet web proxy'.`,
 				return err
 			}
 			defer restore()
-			p := cdn.NewEdge(u, proxy.Config{Store: st, Name: name, Host: "edge", Tracer: a.tracer, Logger: a.logger})
+			p := cdn.NewEdge(u, proxy.Config{Store: st, Name: name, Host: "edge", NoFastLane: noLane, Tracer: a.tracer, Logger: a.logger})
 			ctx := cmd.Context()
 			var lc net.ListenConfig
 			ln, err := lc.Listen(ctx, "tcp", listen)
@@ -439,6 +446,7 @@ Go's garbage collector, as for 'appnet web proxy'.`,
 	f.StringVar(&dir, "cache-dir", "", "keep the cache in this directory (default: memory only)")
 	f.StringVar(&size, "cache-size", "256MiB", "most bytes cached")
 	f.StringVar(&name, "name", "edge", "the edge's name in Via")
+	f.BoolVar(&noLane, "no-fast-lane", false, "serve every request through net/http, none in the fast lane")
 	gc.add(cmd, "twice the bytes the cache holds in memory, plus 256MiB")
 	return cmd
 }

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"appnet/web/internal/fastlane"
 )
 
 // Meta is what the cache keeps about a stored response, besides its body.
@@ -87,6 +89,28 @@ func fieldValue(h http.Header, name string) string {
 func varyMatch(m *Meta, req http.Header) bool {
 	for name, v := range m.Vary {
 		if fieldValue(req, name) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// laneFieldValue is fieldValue for a request of the fast lane.
+func laneFieldValue(r *fastlane.Request, name string) string {
+	var parts []string
+	r.Each(strings.ToLower(name), func(v []byte) bool {
+		for _, e := range strings.Split(string(v), ",") {
+			parts = append(parts, strings.TrimSpace(e))
+		}
+		return true
+	})
+	return strings.Join(parts, ",")
+}
+
+// laneVaryMatch is varyMatch for a request of the fast lane.
+func laneVaryMatch(m *Meta, r *fastlane.Request) bool {
+	for name, v := range m.Vary {
+		if laneFieldValue(r, name) != v {
 			return false
 		}
 	}

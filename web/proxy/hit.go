@@ -34,6 +34,7 @@ type hitInfo struct {
 	size   int64                    // the body's length
 	clen   string                   // and as Content-Length
 	ages   atomic.Pointer[ageValue] // the last Age sent
+	lane   atomic.Pointer[[]byte]   // laneHead's result
 }
 
 type headerField struct {

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"appnet/trace"
+	"appnet/web/internal/fastlane"
 	"appnet/web/internal/httpx"
 )
 
@@ -59,6 +60,10 @@ type Config struct {
 	// port 443 only, as Squid does.
 	AllowConnect func(hostport string) bool
 	Now          func() time.Time // the clock; nil: time.Now
+	// NoFastLane serves every request through net/http. Otherwise a
+	// reverse proxy answers plain fresh hits in web/internal/fastlane
+	// while tracing is off (see Respond).
+	NoFastLane bool
 
 	Host   string
 	Tracer *trace.Tracer
@@ -72,6 +77,7 @@ type Proxy struct {
 	tr    http.RoundTripper
 	own   *http.Transport
 	srv   *http.Server
+	lane  *fastlane.Server // nil for a forward proxy, or with NoFastLane
 
 	mu        sync.Mutex
 	via       string // this proxy's Via value
@@ -125,6 +131,9 @@ func New(cfg Config) *Proxy {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
+	if p.keyPrefix != "" && !cfg.NoFastLane {
+		p.lane = &fastlane.Server{HTTP: p.srv, Handler: p}
+	}
 	return p
 }
 
@@ -132,7 +141,12 @@ func New(cfg Config) *Proxy {
 func (p *Proxy) Store() *Store { return p.store }
 
 // Serve accepts connections on ln until Shutdown.
-func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
+func (p *Proxy) Serve(ln net.Listener) error {
+	if p.lane != nil {
+		return p.lane.Serve(ln)
+	}
+	return p.srv.Serve(ln)
+}
 
 // ListenAndServe listens on addr and serves.
 func (p *Proxy) ListenAndServe(addr string) error {
@@ -152,8 +166,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		c.Close()
 	}
 	p.mu.Unlock()
-	err := p.srv.Shutdown(ctx)
-	if err != nil {
+	var err error
+	if p.lane != nil {
+		if err = p.lane.Shutdown(ctx); err != nil {
+			p.lane.Close()
+		}
+	} else if err = p.srv.Shutdown(ctx); err != nil {
 		p.srv.Close()
 	}
 	p.wg.Wait()
@@ -215,7 +233,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) string {
 			used = time.Now()
 		}
 		m, body, ok := p.store.lookup(key, func(m *Meta) bool { return varyMatch(m, r.Header) }, used)
-		if ok && p.usable(m, r, reqCC, now) {
+		if ok && p.usable(m, r.Header.Get("Authorization") != "", reqCC, now) {
 			p.writeCached(w, r, m, body, Hit, now)
 			return Hit
 		}
@@ -363,13 +381,14 @@ func requestDirectives(h http.Header) Directives {
 }
 
 // usable says whether a stored response may be served without validation
-// (RFC 9111 §4 and §4.2, with the request's own directives of §5.2.1).
-func (p *Proxy) usable(m *Meta, r *http.Request, reqCC Directives, now time.Time) bool {
+// (RFC 9111 §4 and §4.2, with the request's own directives of §5.2.1);
+// auth says whether the request has an Authorization field.
+func (p *Proxy) usable(m *Meta, auth bool, reqCC Directives, now time.Time) bool {
 	if reqCC.Has("no-cache") {
 		return false
 	}
 	hi := info(m)
-	if !hi.authOK && r.Header.Get("Authorization") != "" {
+	if !hi.authOK && auth {
 		return false
 	}
 	life := p.cfg.Freshness.lifetime(m, hi)

@@ -25,18 +25,27 @@ func (r *Request) Has(name string) bool {
 
 // Get returns the value of the first header field named name (in lower
 // case), without surrounding white space.
-func (r *Request) Get(name string) ([]byte, bool) {
+func (r *Request) Get(name string) (v []byte, ok bool) {
+	r.Each(name, func(b []byte) bool {
+		v, ok = b, true
+		return false
+	})
+	return v, ok
+}
+
+// Each calls f with the value of each header field named name (in lower
+// case), in order, until f returns false.
+func (r *Request) Each(name string, f func(v []byte) bool) {
 	h := r.head
 	for len(h) > 0 {
 		i := bytes.IndexByte(h, '\n')
 		line := h[:i-1]
 		h = h[i+1:]
 		c := bytes.IndexByte(line, ':')
-		if c == len(name) && lowerEqual(line[:c], name) {
-			return trimOWS(line[c+1:]), true
+		if c == len(name) && lowerEqual(line[:c], name) && !f(trimOWS(line[c+1:])) {
+			return
 		}
 	}
-	return nil, false
 }
 
 // parse outcomes
