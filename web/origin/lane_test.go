@@ -21,6 +21,7 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 	dir, _ := site(t)
 	big := strings.Repeat("big file, sent with sendfile\n", 5000) // over SmallFile
 	must(t, os.WriteFile(filepath.Join(dir, "big.txt"), []byte(big), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "mid.txt"), []byte(strings.Repeat("in memory, not copied\n", 1000)), 0o644))
 	must(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "sub", "index.html"), []byte("<p>sub</p>"), 0o644))
 	cfg := Config{Root: dir, Auth: authFile(t), MaxAge: time.Hour}
@@ -38,6 +39,9 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: test\r\n\r\n", true},
 		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n", true}, // now from the cache
 		{"HEAD /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET /mid.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"GET /mid.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"HEAD /mid.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"GET /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"HEAD /big.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
 		{"GET /inside.txt HTTP/1.1\r\nHost: x\r\n\r\n", true},
@@ -61,8 +65,8 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 		}
 	}
 	answered, _ := lane.s.lane.Stats()
-	if answered != 9 {
-		t.Errorf("the lane answered %d requests, want 9", answered)
+	if answered != 12 {
+		t.Errorf("the lane answered %d requests, want 12", answered)
 	}
 	if plain.s.lane != nil {
 		t.Error("NoFastLane still made a fast lane")

@@ -41,7 +41,9 @@ const (
 	bufSize       = 4096        // the read buffer: the longest head the lane reads itself
 	deadlineSlack = time.Second // how stale a refreshed deadline may be
 	lingerClose   = 500 * time.Millisecond
-	sendFirst     = 512 // body bytes written with the head before sendfile
+	sendFirst     = 512      // body bytes written with the head before sendfile
+	copyBody      = 8 << 10  // a longer body is written from where it is, not copied
+	maxOut        = 32 << 10 // responses buffered for one write, at most (about)
 )
 
 // Handler answers simple requests.
@@ -258,8 +260,9 @@ func (s *Server) serve(lc *conn, hl *handoffListener) {
 		headT = s.HTTP.ReadTimeout
 	}
 	// flush writes the buffered responses.
-	flush := func() bool {
-		if len(out) == 0 {
+	// flushWith writes the buffered responses, then body (with one writev)
+	flushWith := func(body []byte) bool {
+		if len(out) == 0 && len(body) == 0 {
 			return true
 		}
 		if writeT > 0 {
@@ -268,10 +271,20 @@ func (s *Server) serve(lc *conn, hl *handoffListener) {
 				c.SetWriteDeadline(writeDL) //nolint:errcheck
 			}
 		}
-		_, err := c.Write(out)
+		var err error
+		if len(body) == 0 {
+			_, err = c.Write(out)
+		} else {
+			bufs := net.Buffers{out, body}
+			_, err = bufs.WriteTo(c)
+		}
 		out = out[:0]
+		if cap(out) > maxOut {
+			out = nil // an idle connection keeps no large buffer
+		}
 		return err == nil
 	}
+	flush := func() bool { return flushWith(nil) }
 	handoff := func() {
 		if !flush() {
 			return
@@ -308,7 +321,13 @@ func (s *Server) serve(lc *conn, hl *handoffListener) {
 			}
 			out = append(out, '\r', '\n')
 			if req.Method != http.MethodHead {
-				out = append(out, resp.Body...)
+				if len(resp.Body) > copyBody {
+					if !flushWith(resp.Body) {
+						return
+					}
+				} else {
+					out = append(out, resp.Body...)
+				}
 			}
 			resp.Body = nil
 			if resp.File != nil {
@@ -329,7 +348,7 @@ func (s *Server) serve(lc *conn, hl *handoffListener) {
 				}
 				return
 			}
-			if len(out) >= 64<<10 && !flush() {
+			if len(out) >= maxOut && !flush() {
 				return
 			}
 		}

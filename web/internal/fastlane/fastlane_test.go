@@ -25,6 +25,10 @@ func (h laneHandler) Respond(w *Response, r *Request) bool {
 		w.Head = append(w.Head, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-By: lane\r\n"...)
 		w.Body = []byte("lane")
 		return true
+	case "/mid":
+		w.Head = append(w.Head, "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\nX-By: lane\r\n"...)
+		w.Body = midBody
+		return true
 	case "/file":
 		f, err := os.Open(h.file)
 		if err != nil {
@@ -38,6 +42,9 @@ func (h laneHandler) Respond(w *Response, r *Request) bool {
 	}
 	return false
 }
+
+// midBody is longer than copyBody: the lane writes it where it is.
+var midBody = []byte(strings.Repeat("m", 20000))
 
 // netHandler answers what net/http gets: it echoes a POST's body and
 // names the path otherwise.
@@ -118,16 +125,18 @@ func TestPipelinedAndHandedOff(t *testing.T) {
 	c, br := dial(t, addr)
 	// two the lane answers, then a POST (with a body) and a GET that
 	// net/http must find in the bytes the lane had read, all in one write
-	in := req("/x") + req("/x") + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" + req("/x")
+	in := req("/x") + req("/mid") + req("/x") + req("/mid") + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" + req("/x")
 	if _, err := io.WriteString(c, in); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, br, "GET", "lane", "lane")
-	expect(t, br, "GET", "lane", "lane")
+	for range 2 {
+		expect(t, br, "GET", "lane", "lane")
+		expect(t, br, "GET", "lane", string(midBody))
+	}
 	expect(t, br, "POST", "net/http", "hello")
 	expect(t, br, "GET", "net/http", "net:/x") // the connection stays with net/http
-	if a, h := s.Stats(); a != 2 || h != 1 {
-		t.Errorf("Stats = %d answered, %d handed off; want 2, 1", a, h)
+	if a, h := s.Stats(); a != 4 || h != 1 {
+		t.Errorf("Stats = %d answered, %d handed off; want 4, 1", a, h)
 	}
 }
 
