@@ -118,12 +118,11 @@ trusted for --file-cache, then one stat checks whether it changed, as
 nginx's open_file_cache does. The access log is buffered: a line is written
 within a second.
 
-While no access log is kept and tracing is off, plain GETs and HEADs of
-cached files (no condition, no range, no authorization) are answered by a
-fast lane that reads HTTP/1.1 requests off the connection itself; at the
-first request it does not take, the connection goes to Go's net/http
-server, which answers it and the rest. --no-fast-lane sends everything
-through net/http.
+Plain GETs and HEADs of cached files (no condition, no range, no
+authorization) are answered by a fast lane that reads HTTP/1.1 requests off
+the connection itself; at the first request it does not take, the
+connection goes to Go's net/http server, which answers it and the rest.
+--no-fast-lane sends everything through net/http.
 
 --gc-percent (GOGC, 400 by default) and --memory-limit set Go's garbage
 collector while serving: the server's live heap is small, so the default
@@ -408,9 +407,9 @@ RFC 9111 cache as 'appnet web proxy'), fetching from --origin on a miss.
 X-Cache says HIT, MISS or REVALIDATED. --gc-percent and --memory-limit set
 Go's garbage collector, as for 'appnet web proxy'.
 
-While tracing is off, fresh hits for plain GETs and HEADs (no Cache-Control,
-Pragma, Authorization, condition or range in the request) are answered by a
-fast lane that reads HTTP/1.1 requests off the connection itself; at the
+Fresh hits for plain GETs and HEADs (no Cache-Control, Pragma,
+Authorization, condition or range in the request) are answered by a fast
+lane that reads HTTP/1.1 requests off the connection itself; at the
 first request it does not take, the connection goes to Go's net/http
 server. --no-fast-lane sends everything through net/http.`,
 		Example: `  appnet cdn edge --listen 127.0.0.41:8080 --origin http://127.0.0.40/

@@ -38,6 +38,19 @@ func newAccessLog(w io.Writer) *accessLog {
 func (l *accessLog) log(r *http.Request, user string, status int, bytes int64, t time.Time) {
 	l.mu.Lock()
 	l.buf = httpx.AppendCombined(l.buf, r, user, status, bytes, t)
+	l.appended()
+}
+
+// logEntry appends e's line.
+func (l *accessLog) logEntry(e *httpx.Entry) {
+	l.mu.Lock()
+	l.buf = httpx.AppendEntry(l.buf, e)
+	l.appended()
+}
+
+// appended writes the buffer out, or arms the timer that will, after a
+// line was appended; it unlocks l.mu.
+func (l *accessLog) appended() {
 	switch {
 	case l.closed || len(l.buf) >= logBufSize:
 		l.flushLocked()

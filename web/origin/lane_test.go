@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -15,8 +16,9 @@ import (
 
 // TestLaneAgreesWithNetHTTP sends the same requests to a server with the
 // fast lane and to one without, each on a new connection, and wants the
-// same status, header fields (but Date, and in any order) and body. The
-// lane must have answered exactly the plain GETs and HEADs of files.
+// same status, header fields (but Date, and in any order) and body, and
+// the same access log. The lane must have answered exactly the plain GETs
+// and HEADs of files.
 func TestLaneAgreesWithNetHTTP(t *testing.T) {
 	dir, _ := site(t)
 	big := strings.Repeat("big file, sent with sendfile\n", 5000) // over SmallFile
@@ -25,9 +27,9 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 	must(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "sub", "index.html"), []byte("<p>sub</p>"), 0o644))
 	cfg := Config{Root: dir, Auth: authFile(t), MaxAge: time.Hour}
-	lane := startLane(t, cfg)
+	lane := startLogged(t, cfg, &syncBuf{})
 	cfg.NoFastLane = true
-	plain := startLane(t, cfg)
+	plain := startLogged(t, cfg, &syncBuf{})
 	fi, err := os.Stat(filepath.Join(dir, "digits.txt"))
 	must(t, err)
 	etag := ETag(fi)
@@ -70,6 +72,13 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 	}
 	if plain.s.lane != nil {
 		t.Error("NoFastLane still made a fast lane")
+	}
+	// and the same access log, but for the times
+	lane.stop(t)
+	plain.stop(t)
+	stamp := regexp.MustCompile(`\[[^]]*\]`)
+	if got, want := stamp.ReplaceAllString(lane.log.String(), "[T]"), stamp.ReplaceAllString(plain.log.String(), "[T]"); got != want {
+		t.Errorf("access log with the fast lane:\n%s\nwithout:\n%s", got, want)
 	}
 }
 

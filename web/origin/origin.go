@@ -83,8 +83,7 @@ type Config struct {
 	// SmallFile is the largest file kept in memory; 0: DefaultSmallFile.
 	SmallFile int64
 	// NoFastLane serves every request through net/http. Otherwise plain
-	// GETs and HEADs of cached files are answered by web/internal/fastlane
-	// while no access log is kept and tracing is off.
+	// GETs and HEADs of cached files are answered by web/internal/fastlane.
 	NoFastLane bool
 
 	Host   string // the name in trace events
@@ -227,9 +226,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.Tracer.Enabled() {
 		local, remote := httpx.Addrs(r)
-		c := s.cfg.Tracer.Conv(s.cfg.Host, "http/tcp", trace.Server, local, remote)
-		c.Send(fmt.Sprintf("%s %s -> %d %d bytes", r.Method, r.URL.RequestURI(), status, rec.Bytes))
+		s.traceExchange(local, remote, r.Method, r.URL.RequestURI(), status, rec.Bytes)
 	}
+}
+
+// traceExchange reports one request and its answer as one event.
+func (s *Server) traceExchange(local, remote net.Addr, method, uri string, status int, bytes int64) {
+	c := s.cfg.Tracer.Conv(s.cfg.Host, "http/tcp", trace.Server, local, remote)
+	c.Send(fmt.Sprintf("%s %s -> %d %d bytes", method, uri, status, bytes))
 }
 
 // serve answers r and returns the authenticated user, if any.
@@ -431,11 +435,12 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *fileEntry
 // Respond answers a simple request for the fast lane from the file cache:
 // a plain GET or HEAD (no condition, no range) of a regular file, outside
 // /cart and the paths that need authorization. It declines everything else,
-// and every request while an access log is kept or tracing is on, and the
-// request goes to net/http and ServeHTTP.
+// and the request goes to net/http and ServeHTTP. It logs and traces what
+// it answers as ServeHTTP does, but before the response is written.
 func (s *Server) Respond(w *fastlane.Response, r *fastlane.Request) bool {
-	if s.log != nil || s.cfg.Tracer.Enabled() {
-		return false
+	var start time.Time
+	if s.log != nil {
+		start = time.Now()
 	}
 	for _, f := range conditionFieldsLower {
 		if r.Has(f) {
@@ -468,7 +473,26 @@ func (s *Server) Respond(w *fastlane.Response, r *fastlane.Request) bool {
 	}
 	w.Head = append(append(w.Head, e.head...), s.date.line()...)
 	w.Body = e.data
+	if s.log != nil || s.cfg.Tracer.Enabled() {
+		s.laneRecord(r, e.fi.Size(), start)
+	}
 	return true
+}
+
+// laneRecord logs and traces a 200 the lane sends.
+func (s *Server) laneRecord(r *fastlane.Request, size int64, start time.Time) {
+	if r.Method == http.MethodHead {
+		size = 0
+	}
+	if s.log != nil {
+		ref, _ := r.Get("referer")
+		ua, _ := r.Get("user-agent")
+		s.log.logEntry(&httpx.Entry{Remote: r.Conn.RemoteAddr().String(), Method: r.Method, URI: r.Path, Proto: "HTTP/1.1",
+			Referer: string(ref), UserAgent: string(ua), Status: http.StatusOK, Bytes: size, Time: start})
+	}
+	if s.cfg.Tracer.Enabled() {
+		s.traceExchange(r.Conn.LocalAddr(), r.Conn.RemoteAddr(), r.Method, r.Path, http.StatusOK, size)
+	}
 }
 
 // load reads the regular file at key into the file cache, as serveFile

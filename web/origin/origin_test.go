@@ -82,17 +82,19 @@ type running struct {
 
 func start(t *testing.T, cfg Config) *running {
 	t.Helper()
-	log := &syncBuf{}
-	cfg.AccessLog = log
-	return startLogged(t, cfg, log)
+	return startLogged(t, cfg, &syncBuf{})
 }
 
 // startLane starts a server without an access log, so that the fast lane
 // answers what it can.
 func startLane(t *testing.T, cfg Config) *running { return startLogged(t, cfg, nil) }
 
+// startLogged starts a server that logs to log, or keeps no log if nil.
 func startLogged(t *testing.T, cfg Config, log *syncBuf) *running {
 	t.Helper()
+	if log != nil {
+		cfg.AccessLog = log
+	}
 	s, err := New(cfg)
 	must(t, err)
 	ln := testnet.ListenTCP(t)

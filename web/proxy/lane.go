@@ -17,9 +17,10 @@ var laneDeclines = [...]string{"cache-control", "pragma", "authorization", "rang
 // Respond answers a reverse proxy's fresh cache hits for the fast lane, as
 // writeCached would: a GET or HEAD, without request directives,
 // credentials, conditions or ranges, whose variant is stored and fresh.
-// Everything else (and everything while tracing is on) goes to ServeHTTP.
+// Everything else goes to ServeHTTP. It traces what it answers as
+// ServeHTTP does.
 func (p *Proxy) Respond(w *fastlane.Response, r *fastlane.Request) bool {
-	if p.keyPrefix == "" || p.cfg.Tracer.Enabled() {
+	if p.keyPrefix == "" {
 		return false
 	}
 	for _, f := range laneDeclines {
@@ -54,6 +55,13 @@ func (p *Proxy) Respond(w *fastlane.Response, r *fastlane.Request) bool {
 	}
 	w.Head = append(b, "\r\n"...)
 	w.Body = body
+	if p.cfg.Tracer.Enabled() {
+		n := int64(len(body))
+		if r.Method == http.MethodHead {
+			n = 0
+		}
+		p.traceExchange(r.Conn.LocalAddr(), r.Conn.RemoteAddr(), r.Method, r.Path, m.Status, Hit, n)
+	}
 	return true
 }
 

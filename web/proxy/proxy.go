@@ -62,7 +62,7 @@ type Config struct {
 	Now          func() time.Time // the clock; nil: time.Now
 	// NoFastLane serves every request through net/http. Otherwise a
 	// reverse proxy answers plain fresh hits in web/internal/fastlane
-	// while tracing is off (see Respond).
+	// (see Respond).
 	NoFastLane bool
 
 	Host   string
@@ -198,10 +198,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	outcome := p.serve(rec, r)
 	if p.cfg.Tracer.Enabled() {
 		local, remote := httpx.Addrs(r)
-		c := p.cfg.Tracer.Conv(p.cfg.Host, "http/tcp", trace.Server, local, remote)
-		target := r.RequestURI
-		c.Send(fmt.Sprintf("%s %s -> %d %s %d bytes", r.Method, target, rec.StatusOrOK(), outcome, rec.Bytes))
+		p.traceExchange(local, remote, r.Method, r.RequestURI, rec.StatusOrOK(), outcome, rec.Bytes)
 	}
+}
+
+// traceExchange reports one request, its answer and where it came from
+// (HIT, MISS...) as one event.
+func (p *Proxy) traceExchange(local, remote net.Addr, method, uri string, status int, outcome string, bytes int64) {
+	c := p.cfg.Tracer.Conv(p.cfg.Host, "http/tcp", trace.Server, local, remote)
+	c.Send(fmt.Sprintf("%s %s -> %d %s %d bytes", method, uri, status, outcome, bytes))
 }
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) string {

@@ -252,6 +252,7 @@ func (s *Server) serve(lc *conn, hl *handoffListener) {
 		writeDL    time.Time
 		served     bool // a request was answered: a new one has idleT to begin
 	)
+	req.Conn = c
 	idleT, headT, writeT := s.HTTP.IdleTimeout, s.HTTP.ReadHeaderTimeout, s.HTTP.WriteTimeout
 	if idleT <= 0 {
 		idleT = s.HTTP.ReadTimeout

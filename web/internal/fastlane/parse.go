@@ -2,6 +2,7 @@ package fastlane
 
 import (
 	"bytes"
+	"net"
 	"path"
 )
 
@@ -9,9 +10,10 @@ import (
 // clean absolute path, HTTP/1.1, no body. Its fields are valid only during
 // Respond.
 type Request struct {
-	Method string // "GET" or "HEAD"
-	Path   string // starts with "/"; no query, no percent-escapes, no dot segments, no "//"
-	Close  bool   // the client sent "Connection: close"
+	Method string   // "GET" or "HEAD"
+	Path   string   // starts with "/"; no query, no percent-escapes, no dot segments, no "//"
+	Close  bool     // the client sent "Connection: close"
+	Conn   net.Conn // the connection, for its addresses
 
 	head []byte // the header lines, each ending in CRLF, after the request line
 }

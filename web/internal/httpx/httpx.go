@@ -95,10 +95,28 @@ func Combined(r *http.Request, user string, status int, bytes int64, t time.Time
 
 // AppendCombined appends Combined's line to dst.
 func AppendCombined(dst []byte, r *http.Request, user string, status int, bytes int64, t time.Time) []byte {
-	host := r.RemoteAddr
+	return AppendEntry(dst, &Entry{Remote: r.RemoteAddr, User: user, Method: r.Method, URI: r.RequestURI, Proto: r.Proto,
+		Referer: r.Referer(), UserAgent: r.UserAgent(), Status: status, Bytes: bytes, Time: t})
+}
+
+// Entry is what one line of the Combined Log Format says.
+type Entry struct {
+	Remote             string // the client's address, host:port or host
+	User               string // the authenticated user, "" for none
+	Method, URI, Proto string // the request line
+	Referer, UserAgent string
+	Status             int
+	Bytes              int64 // the body's bytes sent
+	Time               time.Time
+}
+
+// AppendEntry appends e as a line of the Combined Log Format to dst.
+func AppendEntry(dst []byte, e *Entry) []byte {
+	host := e.Remote
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
+	user := e.User
 	if user == "" {
 		user = "-"
 	}
@@ -106,25 +124,25 @@ func AppendCombined(dst []byte, r *http.Request, user string, status int, bytes 
 	dst = append(dst, " - "...)
 	dst = appendField(dst, user, false)
 	dst = append(dst, " ["...)
-	dst = t.AppendFormat(dst, "02/Jan/2006:15:04:05 -0700")
+	dst = e.Time.AppendFormat(dst, "02/Jan/2006:15:04:05 -0700")
 	dst = append(dst, "] \""...)
-	dst = appendEscaped(dst, r.Method, true)
+	dst = appendEscaped(dst, e.Method, true)
 	dst = append(dst, ' ')
-	dst = appendEscaped(dst, r.RequestURI, true)
+	dst = appendEscaped(dst, e.URI, true)
 	dst = append(dst, ' ')
-	dst = appendEscaped(dst, r.Proto, true)
+	dst = appendEscaped(dst, e.Proto, true)
 	dst = append(dst, "\" "...)
-	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = strconv.AppendInt(dst, int64(e.Status), 10)
 	dst = append(dst, ' ')
-	if bytes > 0 {
-		dst = strconv.AppendInt(dst, bytes, 10)
+	if e.Bytes > 0 {
+		dst = strconv.AppendInt(dst, e.Bytes, 10)
 	} else {
 		dst = append(dst, '-')
 	}
 	dst = append(dst, ' ')
-	dst = appendField(dst, r.Referer(), true)
+	dst = appendField(dst, e.Referer, true)
 	dst = append(dst, ' ')
-	dst = appendField(dst, r.UserAgent(), true)
+	dst = appendField(dst, e.UserAgent, true)
 	return append(dst, '\n')
 }
 
