@@ -27,9 +27,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -236,6 +238,15 @@ func (s *Server) serve(lc *conn, hl *handoffListener) {
 	c := lc.c
 	gone := false // handed to net/http
 	defer func() {
+		if v := recover(); v != nil {
+			// a Handler's bug costs its connection, not the server (as
+			// net/http does for handlers)
+			logf := log.Printf
+			if s.HTTP.ErrorLog != nil {
+				logf = s.HTTP.ErrorLog.Printf
+			}
+			logf("fastlane: panic serving %v: %v\n%s", c.RemoteAddr(), v, debug.Stack())
+		}
 		if !gone {
 			c.Close()
 		}
@@ -260,7 +271,6 @@ func (s *Server) serve(lc *conn, hl *handoffListener) {
 	if headT <= 0 {
 		headT = s.HTTP.ReadTimeout
 	}
-	// flush writes the buffered responses.
 	// flushWith writes the buffered responses, then body (with one writev)
 	flushWith := func(body []byte) bool {
 		if len(out) == 0 && len(body) == 0 {

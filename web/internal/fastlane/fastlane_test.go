@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,8 @@ func (h laneHandler) Respond(w *Response, r *Request) bool {
 		w.Head = append(w.Head, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-By: lane\r\n"...)
 		w.Body = []byte("lane")
 		return true
+	case "/panic":
+		panic("a bug in a handler")
 	case "/mid":
 		w.Head = append(w.Head, "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\nX-By: lane\r\n"...)
 		w.Body = midBody
@@ -141,7 +144,7 @@ func TestPipelinedAndHandedOff(t *testing.T) {
 }
 
 func TestDeclinedAndUnusual(t *testing.T) {
-	_, addr := start(t, &http.Server{})
+	_, addr := start(t, &http.Server{ErrorLog: log.New(io.Discard, "", 0)})
 	for _, c := range []struct{ in, by, body string }{
 		{req("/other"), "net/http", "net:/other"},
 		{"GET /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "net/http", "net:/x"},
@@ -161,7 +164,13 @@ func TestDeclinedAndUnusual(t *testing.T) {
 			t.Fatalf("%q: %v %v, want 400", in, resp, err)
 		}
 	}
+	// a handler that panics loses its connection, and the server lives
 	conn, br := dial(t, addr)
+	io.WriteString(conn, req("/panic")) //nolint:errcheck
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("a response after a panic")
+	}
+	conn, br = dial(t, addr)
 	io.WriteString(conn, req("/x")) //nolint:errcheck
 	expect(t, br, "GET", "lane", "lane")
 }
