@@ -118,8 +118,9 @@ trusted for --file-cache, then one stat checks whether it changed, as
 nginx's open_file_cache does. The access log is buffered: a line is written
 within a second.
 
-Plain GETs and HEADs of cached files (no condition, no range, no
-authorization) are answered by a fast lane that reads HTTP/1.1 requests off
+GETs and HEADs of cached files (no range, no authorization, and no
+condition but one If-None-Match tag or an If-Modified-Since) are answered
+by a fast lane that reads HTTP/1.1 requests off
 the connection itself; at the first request it does not take, the
 connection goes to Go's net/http server, which answers it and the rest.
 --no-fast-lane sends everything through net/http.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"appnet/web/internal/fastlane"
 )
 
 // Defaults of the file cache.
@@ -60,8 +62,11 @@ type fileEntry struct {
 		val []string
 	}
 	nheader int
-	// the same fields as the fast lane sends them, after the status line
-	head []byte
+	// the same fields as the fast lane sends them, after the status line,
+	// and those of a 304
+	head, head304 []byte
+	etag          string
+	modTime       time.Time // to the second; zero when Last-Modified is not sent
 }
 
 func newFileCache(valid time.Duration, small int64, cacheControl string) *fileCache {
@@ -167,8 +172,21 @@ func (c *fileCache) newEntry(name string, f *os.File, fi fs.FileInfo) (e *fileEn
 		e.add("Cache-Control", c.cacheControl)
 	}
 	e.head = append(e.head, "HTTP/1.1 200 OK\r\n"...)
+	e.head304 = append(e.head304, "HTTP/1.1 304 Not Modified\r\n"...)
 	for _, f := range e.header[:e.nheader] {
-		e.head = append(append(append(append(e.head, f.key...), ": "...), f.val[0]...), "\r\n"...)
+		line := f.key + ": " + f.val[0] + "\r\n"
+		e.head = append(e.head, line...)
+		switch f.key {
+		case "Content-Type", "Content-Length", "Last-Modified":
+			// what http.ServeContent drops from a 304 (Last-Modified
+			// because there is an ETag)
+		default:
+			e.head304 = append(e.head304, line...)
+		}
+	}
+	e.etag = ETag(fi)
+	if lastModified != "" {
+		e.modTime = fi.ModTime().Truncate(time.Second)
 	}
 	e.checked.Store(monoNow())
 	return e, true
@@ -244,10 +262,33 @@ func plainGet(r *http.Request) bool {
 // other than 200 with the whole file.
 var conditionFields = [...]string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"}
 
-// conditionFieldsLower are the same in lower case, for fastlane.Request.Has.
-var conditionFieldsLower = func() (l [len(conditionFields)]string) {
-	for i, f := range conditionFields {
-		l[i] = strings.ToLower(f)
+// laneDeclines are the request fields that send a request from the fast
+// lane to ServeHTTP: the conditions and ranges Respond does not evaluate.
+var laneDeclines = [...]string{"range", "if-match", "if-unmodified-since", "if-range"}
+
+// notModified evaluates a plain GET's If-None-Match, or without it its
+// If-Modified-Since, against e as http.ServeContent does. ok is false for
+// what the lane leaves to ServeContent: a list of tags, "*", a malformed
+// tag or date, a file without Last-Modified.
+func (e *fileEntry) notModified(r *fastlane.Request) (notMod, ok bool) {
+	if inm, has := r.Get("if-none-match"); has {
+		tag := strings.TrimPrefix(string(inm), "W/")
+		if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' || strings.ContainsAny(tag[1:len(tag)-1], "\",* \t") {
+			return false, false
+		}
+		for i := 1; i < len(tag)-1; i++ {
+			if c := tag[i]; c < 0x21 || c == 0x7f {
+				return false, false
+			}
+		}
+		return tag == e.etag, true
 	}
-	return l
-}()
+	if ims, has := r.Get("if-modified-since"); has {
+		t, err := http.ParseTime(string(ims))
+		if err != nil || e.modTime.IsZero() {
+			return false, false
+		}
+		return !e.modTime.After(t), true
+	}
+	return false, true
+}

@@ -55,11 +55,24 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 		{"GET /escape.txt HTTP/1.1\r\nHost: x\r\n\r\n", false},
 		{"GET /private/plan.txt HTTP/1.1\r\nHost: x\r\n\r\n", false},
 		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=2-5\r\n\r\n", false},
-		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: ETAG\r\n\r\n", false},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: ETAG\r\n\r\n", true},
+		{"HEAD /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: W/ETAG\r\n\r\n", true},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\n\r\n", true},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\nIf-Modified-Since: LATER\r\n\r\n", true},
+		{"GET /big.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: LATER\r\n\r\n", true},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: LASTMOD\r\n\r\n", true},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: EARLIER\r\n\r\n", true},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"a\", ETAG\r\n\r\n", false},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: *\r\n\r\n", false},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: unquoted\r\n\r\n", false},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: yesterday\r\n\r\n", false},
+		{"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-Unmodified-Since: LASTMOD\r\n\r\n", false},
 		{"GET /digits.txt?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", false},
 		{"DELETE /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n", false},
 	} {
-		in := strings.Replace(c.req, "ETAG", etag, 1)
+		in := strings.NewReplacer("ETAG", etag, "LASTMOD", fi.ModTime().UTC().Format(http.TimeFormat),
+			"LATER", fi.ModTime().Add(time.Hour).UTC().Format(http.TimeFormat),
+			"EARLIER", fi.ModTime().Add(-time.Hour).UTC().Format(http.TimeFormat)).Replace(c.req)
 		want := exchange(t, plain.url, in)
 		got := exchange(t, lane.url, in)
 		if got != want {
@@ -67,8 +80,8 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 		}
 	}
 	answered, _ := lane.s.lane.Stats()
-	if answered != 12 {
-		t.Errorf("the lane answered %d requests, want 12", answered)
+	if answered != 19 {
+		t.Errorf("the lane answered %d requests, want 19", answered)
 	}
 	if plain.s.lane != nil {
 		t.Error("NoFastLane still made a fast lane")

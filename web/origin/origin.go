@@ -433,8 +433,9 @@ func (s *Server) serveEntry(w http.ResponseWriter, r *http.Request, e *fileEntry
 }
 
 // Respond answers a simple request for the fast lane from the file cache:
-// a plain GET or HEAD (no condition, no range) of a regular file, outside
-// /cart and the paths that need authorization. It declines everything else,
+// a GET or HEAD of a regular file, outside /cart and the paths that need
+// authorization, with no range and no condition but a single If-None-Match
+// tag or an If-Modified-Since (answered 200 or 304 as ServeContent would). It declines everything else,
 // and the request goes to net/http and ServeHTTP. It logs and traces what
 // it answers as ServeHTTP does, but before the response is written.
 func (s *Server) Respond(w *fastlane.Response, r *fastlane.Request) bool {
@@ -442,7 +443,7 @@ func (s *Server) Respond(w *fastlane.Response, r *fastlane.Request) bool {
 	if s.log != nil {
 		start = time.Now()
 	}
-	for _, f := range conditionFieldsLower {
+	for _, f := range laneDeclines {
 		if r.Has(f) {
 			return false
 		}
@@ -460,6 +461,17 @@ func (s *Server) Respond(w *fastlane.Response, r *fastlane.Request) bool {
 			return false
 		}
 	}
+	notMod, ok := e.notModified(r)
+	if !ok {
+		return false
+	}
+	if notMod {
+		w.Head = append(append(w.Head, e.head304...), s.date.line()...)
+		if s.log != nil || s.cfg.Tracer.Enabled() {
+			s.laneRecord(r, http.StatusNotModified, 0, start)
+		}
+		return true
+	}
 	if e.data == nil {
 		f, err := s.root.Open(e.name)
 		if err != nil {
@@ -474,13 +486,13 @@ func (s *Server) Respond(w *fastlane.Response, r *fastlane.Request) bool {
 	w.Head = append(append(w.Head, e.head...), s.date.line()...)
 	w.Body = e.data
 	if s.log != nil || s.cfg.Tracer.Enabled() {
-		s.laneRecord(r, e.fi.Size(), start)
+		s.laneRecord(r, http.StatusOK, e.fi.Size(), start)
 	}
 	return true
 }
 
-// laneRecord logs and traces a 200 the lane sends.
-func (s *Server) laneRecord(r *fastlane.Request, size int64, start time.Time) {
+// laneRecord logs and traces a response the lane sends.
+func (s *Server) laneRecord(r *fastlane.Request, status int, size int64, start time.Time) {
 	if r.Method == http.MethodHead {
 		size = 0
 	}
@@ -488,10 +500,10 @@ func (s *Server) laneRecord(r *fastlane.Request, size int64, start time.Time) {
 		ref, _ := r.Get("referer")
 		ua, _ := r.Get("user-agent")
 		s.log.logEntry(&httpx.Entry{Remote: r.Conn.RemoteAddr().String(), Method: r.Method, URI: r.Path, Proto: "HTTP/1.1",
-			Referer: string(ref), UserAgent: string(ua), Status: http.StatusOK, Bytes: size, Time: start})
+			Referer: string(ref), UserAgent: string(ua), Status: status, Bytes: size, Time: start})
 	}
 	if s.cfg.Tracer.Enabled() {
-		s.traceExchange(r.Conn.LocalAddr(), r.Conn.RemoteAddr(), r.Method, r.Path, http.StatusOK, size)
+		s.traceExchange(r.Conn.LocalAddr(), r.Conn.RemoteAddr(), r.Method, r.Path, status, size)
 	}
 }
 

@@ -50,6 +50,15 @@ func (r *Request) Each(name string, f func(v []byte) bool) {
 	}
 }
 
+// ParseRequest reads b as one whole request, as the lane does: ok is
+// false when the lane would not take it (or b holds more or less than one
+// request). It lets a Handler's tests make Requests.
+func ParseRequest(b []byte) (r *Request, ok bool) {
+	r = &Request{}
+	n, v := parse(b, r)
+	return r, v == simple && n == len(b)
+}
+
 // parse outcomes
 type verdict int
 
