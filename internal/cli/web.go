@@ -120,9 +120,9 @@ within a second.
 
 GETs and HEADs of cached files (no range, no authorization, and no
 condition but one If-None-Match tag or an If-Modified-Since) are answered
-by a fast lane that reads HTTP/1.1 requests off
-the connection itself; at the first request it does not take, the
-connection goes to Go's net/http server, which answers it and the rest.
+by a fast lane that reads HTTP/1.1 requests off the connection itself; at
+the first request it does not take, the connection goes to Go's net/http
+server, which answers it and the rest.
 --no-fast-lane sends everything through net/http.
 
 --gc-percent (GOGC, 400 by default) and --memory-limit set Go's garbage
