@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"appnet/dns/serve"
 	"appnet/dns/zone"
 	"appnet/trace"
 )
@@ -227,17 +228,8 @@ func sameHost(primary string, remote net.Addr) bool {
 	if err != nil {
 		return false
 	}
-	var ip net.IP
-	switch a := remote.(type) {
-	case *net.UDPAddr:
-		ip = a.IP
-	case *net.TCPAddr:
-		ip = a.IP
-	default:
-		return false
-	}
-	got, _ := netip.AddrFromSlice(ip)
-	return got.Unmap() == want.Unmap()
+	got, ok := serve.AddrIP(remote)
+	return ok && got == want.Unmap()
 }
 
 // secondaryZone is the state of one zone this server is a secondary for.
@@ -461,16 +453,8 @@ func (s *Server) replaceZone(z *zone.Zone) {
 // listener) is bound to, unless that is a wildcard.
 func (s *Server) source() netip.Addr {
 	for _, a := range s.group.Addrs() {
-		var ip net.IP
-		switch a := a.(type) {
-		case *net.UDPAddr:
-			ip = a.IP
-		case *net.TCPAddr:
-			ip = a.IP
-		}
-		if ip != nil && !ip.IsUnspecified() {
-			addr, _ := netip.AddrFromSlice(ip)
-			return addr.Unmap()
+		if ip, ok := serve.AddrIP(a); ok && !ip.IsUnspecified() {
+			return ip
 		}
 	}
 	return netip.Addr{}

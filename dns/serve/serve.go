@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/miekg/dns"
@@ -171,4 +172,16 @@ func (g *Group) Shutdown(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// AddrIP is the IP address of a UDP or TCP address (an IPv4-mapped one as
+// IPv4); ok is false for any other kind of address.
+func AddrIP(a net.Addr) (ip netip.Addr, ok bool) {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ip, ok = netip.AddrFromSlice(v.IP)
+	case *net.TCPAddr:
+		ip, ok = netip.AddrFromSlice(v.IP)
+	}
+	return ip.Unmap(), ok
 }

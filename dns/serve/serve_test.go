@@ -86,3 +86,22 @@ func TestServeAfterShutdown(t *testing.T) {
 		t.Errorf("Loop after Shutdown: %v", err)
 	}
 }
+
+func TestAddrIP(t *testing.T) {
+	for _, c := range []struct {
+		a    net.Addr
+		want string
+		ok   bool
+	}{
+		{&net.UDPAddr{IP: net.ParseIP("127.0.0.9"), Port: 53}, "127.0.0.9", true}, // 16-byte, v4-mapped
+		{&net.TCPAddr{IP: net.ParseIP("::1"), Port: 53}, "::1", true},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 1).To4()}, "10.0.0.1", true},
+		{&net.UnixAddr{Name: "/tmp/s", Net: "unix"}, "invalid IP", false},
+		{&net.UDPAddr{}, "invalid IP", false},
+	} {
+		got, ok := AddrIP(c.a)
+		if got.String() != c.want || ok != c.ok {
+			t.Errorf("AddrIP(%v) = %v %v, want %s %v", c.a, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -96,7 +96,7 @@ func (d *DNS) Answer(req *dns.Msg, from net.Addr) (*dns.Msg, string) {
 
 	// The client: its source address, or the subnet a resolver sends for
 	// it (RFC 7871 §7.1.1), which is echoed with the scope we used.
-	client, _ := addrOf(from)
+	client, _ := serve.AddrIP(from)
 	var edges []netip.Addr
 	scope := 0
 	var ecs *dns.EDNS0_SUBNET
@@ -173,18 +173,6 @@ func (d *DNS) soa() dns.RR {
 	ttl := uint32(d.ttl() / time.Second)
 	return &dns.SOA{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
 		Ns: "ns." + zone, Mbox: "hostmaster." + zone, Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: ttl}
-}
-
-func addrOf(a net.Addr) (netip.Addr, bool) {
-	switch v := a.(type) {
-	case *net.UDPAddr:
-		ip, ok := netip.AddrFromSlice(v.IP)
-		return ip.Unmap(), ok
-	case *net.TCPAddr:
-		ip, ok := netip.AddrFromSlice(v.IP)
-		return ip.Unmap(), ok
-	}
-	return netip.Addr{}, false
 }
 
 // ecsPrefix reads an EDNS Client Subnet option (RFC 7871 §6).
