@@ -101,7 +101,7 @@ type Server struct {
 	root  *os.Root
 	carts *carts
 	srv   *http.Server
-	lane  *fastlane.Server // nil when Config.NoFastLane or without a file cache
+	lane  *fastlane.Server // with no Handler when Config.NoFastLane or without a file cache
 	files *fileCache       // nil when disabled
 	log   *accessLog       // nil without an access log
 	date  dateCache
@@ -167,19 +167,15 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
+	s.lane = &fastlane.Server{HTTP: s.srv}
 	if !cfg.NoFastLane && files != nil {
-		s.lane = &fastlane.Server{HTTP: s.srv, Handler: s}
+		s.lane.Handler = s
 	}
 	return s, nil
 }
 
 // Serve accepts HTTP connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error {
-	if s.lane == nil {
-		return s.srv.Serve(ln)
-	}
-	return s.lane.Serve(ln)
-}
+func (s *Server) Serve(ln net.Listener) error { return s.lane.Serve(ln) }
 
 // ListenAndServe listens on the TCP address addr and serves.
 func (s *Server) ListenAndServe(addr string) error {
@@ -193,13 +189,9 @@ func (s *Server) ListenAndServe(addr string) error {
 // Shutdown stops accepting, closes idle connections, waits for the requests
 // in progress (or ctx), writes out the access log and closes the directory.
 func (s *Server) Shutdown(ctx context.Context) error {
-	var err error
-	if s.lane != nil {
-		if err = s.lane.Shutdown(ctx); err != nil {
-			s.lane.Close()
-		}
-	} else if err = s.srv.Shutdown(ctx); err != nil {
-		s.srv.Close()
+	err := s.lane.Shutdown(ctx)
+	if err != nil {
+		s.lane.Close()
 	}
 	if s.log != nil {
 		s.log.close()

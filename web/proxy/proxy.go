@@ -77,7 +77,7 @@ type Proxy struct {
 	tr    http.RoundTripper
 	own   *http.Transport
 	srv   *http.Server
-	lane  *fastlane.Server // nil for a forward proxy, or with NoFastLane
+	lane  *fastlane.Server // with no Handler for a forward proxy, or with NoFastLane
 
 	mu        sync.Mutex
 	via       string // this proxy's Via value
@@ -131,8 +131,9 @@ func New(cfg Config) *Proxy {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
+	p.lane = &fastlane.Server{HTTP: p.srv}
 	if p.keyPrefix != "" && !cfg.NoFastLane {
-		p.lane = &fastlane.Server{HTTP: p.srv, Handler: p}
+		p.lane.Handler = p
 	}
 	return p
 }
@@ -141,12 +142,7 @@ func New(cfg Config) *Proxy {
 func (p *Proxy) Store() *Store { return p.store }
 
 // Serve accepts connections on ln until Shutdown.
-func (p *Proxy) Serve(ln net.Listener) error {
-	if p.lane != nil {
-		return p.lane.Serve(ln)
-	}
-	return p.srv.Serve(ln)
-}
+func (p *Proxy) Serve(ln net.Listener) error { return p.lane.Serve(ln) }
 
 // ListenAndServe listens on addr and serves.
 func (p *Proxy) ListenAndServe(addr string) error {
@@ -166,13 +162,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		c.Close()
 	}
 	p.mu.Unlock()
-	var err error
-	if p.lane != nil {
-		if err = p.lane.Shutdown(ctx); err != nil {
-			p.lane.Close()
-		}
-	} else if err = p.srv.Shutdown(ctx); err != nil {
-		p.srv.Close()
+	err := p.lane.Shutdown(ctx)
+	if err != nil {
+		p.lane.Close()
 	}
 	p.wg.Wait()
 	if p.own != nil {

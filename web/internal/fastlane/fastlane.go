@@ -75,7 +75,8 @@ type Response struct {
 }
 
 // Server runs the lane in front of HTTP, which serves the connections the
-// lane hands off and provides the timeouts.
+// lane hands off and provides the timeouts. With a nil Handler there is no
+// lane: HTTP serves every connection itself.
 type Server struct {
 	HTTP    *http.Server
 	Handler Handler
@@ -111,6 +112,9 @@ type conn struct {
 // Serve accepts connections on ln until Shutdown or Close, and returns
 // http.ErrServerClosed then.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.Handler == nil {
+		return s.HTTP.Serve(ln)
+	}
 	hl := &handoffListener{addr: ln.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}
 	s.mu.Lock()
 	if s.shutting.Load() {
