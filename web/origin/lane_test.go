@@ -1,9 +1,6 @@
 package origin
 
 import (
-	"bufio"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"appnet/internal/testnet"
 )
 
 // TestLaneAgreesWithNetHTTP sends the same requests to a server with the
@@ -73,8 +72,8 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 		in := strings.NewReplacer("ETAG", etag, "LASTMOD", fi.ModTime().UTC().Format(http.TimeFormat),
 			"LATER", fi.ModTime().Add(time.Hour).UTC().Format(http.TimeFormat),
 			"EARLIER", fi.ModTime().Add(-time.Hour).UTC().Format(http.TimeFormat)).Replace(c.req)
-		want := exchange(t, plain.url, in)
-		got := exchange(t, lane.url, in)
+		want := testnet.HTTPExchange(t, strings.TrimPrefix(plain.url, "http://"), in, "Date")
+		got := testnet.HTTPExchange(t, strings.TrimPrefix(lane.url, "http://"), in, "Date")
 		if got != want {
 			t.Errorf("%q:\nfast lane:\n%s\nnet/http:\n%s", in, got, want)
 		}
@@ -100,29 +99,4 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 	if got, want := lines(lane), lines(plain); got != want {
 		t.Errorf("access log with the fast lane:\n%s\nwithout:\n%s", got, want)
 	}
-}
-
-// exchange sends one request on a new connection and returns the response
-// with its header fields sorted and without Date.
-func exchange(t *testing.T, url, req string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	must(t, err)
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck
-	_, err = io.WriteString(c, req)
-	must(t, err)
-	method, _, _ := strings.Cut(req, " ")
-	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
-	must(t, err)
-	body, err := io.ReadAll(resp.Body)
-	must(t, err)
-	var lines []string
-	for k, vv := range resp.Header {
-		if k != "Date" {
-			lines = append(lines, k+": "+strings.Join(vv, ", "))
-		}
-	}
-	slices.Sort(lines)
-	return resp.Status + "\n" + strings.Join(lines, "\n") + "\n\n" + string(body)
 }

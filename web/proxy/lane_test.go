@@ -1,15 +1,11 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -102,8 +98,8 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 		{req: "GET /a?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"},
 	} {
 		c.advance(s.advance)
-		want := rawExchange(t, plainAddr, s.req)
-		got := rawExchange(t, laneAddr, s.req)
+		want := testnet.HTTPExchange(t, plainAddr, s.req)
+		got := testnet.HTTPExchange(t, laneAddr, s.req)
 		if got != want {
 			t.Errorf("%q:\nfast lane:\n%s\nnet/http:\n%s", s.req, got, want)
 		}
@@ -114,34 +110,4 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 			t.Fatalf("%q: the lane has answered %d requests, want %d", s.req, answered, hits)
 		}
 	}
-}
-
-// rawExchange sends one request on a new connection and returns the
-// response with its header fields sorted.
-func rawExchange(t *testing.T, addr, req string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	method, _, _ := strings.Cut(req, " ")
-	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	for k, vv := range resp.Header {
-		lines = append(lines, k+": "+strings.Join(vv, ", "))
-	}
-	slices.Sort(lines)
-	return resp.Status + "\n" + strings.Join(lines, "\n") + "\n\n" + string(body)
 }
