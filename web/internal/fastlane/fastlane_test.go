@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"appnet/internal/testnet"
 )
 
 // laneHandler answers /x from memory and /file from a file; it declines
@@ -71,10 +73,7 @@ func start(t *testing.T, hs *http.Server) (*Server, string) {
 		hs.Handler = netHandler
 	}
 	s := &Server{HTTP: hs, Handler: laneHandler{file: file}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testnet.ListenTCP(t)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -221,10 +220,7 @@ func TestTimeouts(t *testing.T) {
 
 func TestShutdownClosesIdleConnections(t *testing.T) {
 	s := &Server{HTTP: &http.Server{Handler: netHandler}, Handler: laneHandler{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testnet.ListenTCP(t)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	lane, lbr := dial(t, ln.Addr().String())
