@@ -306,9 +306,11 @@ func (s *Server) serve(lc *conn, hl *handoffListener) {
 		}
 		c.SetDeadline(time.Time{}) //nolint:errcheck
 		pc := &prefixConn{Conn: c, buf: append([]byte(nil), buf[start:end]...)}
-		gone = hl.handoff(pc)
-		if gone {
-			s.handedOff.Add(1)
+		// counted before net/http can answer, so Stats never lags a
+		// response a client has already read
+		s.handedOff.Add(1)
+		if gone = hl.handoff(pc); !gone {
+			s.handedOff.Add(^uint64(0))
 		}
 	}
 	for {
