@@ -3,11 +3,13 @@ package torrent
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"appnet/p2p/peerwire"
@@ -433,7 +435,8 @@ func (t *Torrent) onPiece(p *peer, index, begin uint32, data []byte) error {
 	defer t.mu.Unlock()
 	_, requested := p.asked[b]
 	delete(p.asked, b)
-	p.lastPiece = time.Now()
+	now := time.Now()
+	p.lastPiece = now
 	fresh, complete := t.picker.received(b, p, requested)
 	if !fresh {
 		t.wasted.Add(int64(len(data)))
@@ -457,8 +460,42 @@ func (t *Torrent) onPiece(p *peer, index, begin uint32, data []byte) error {
 		t.wg.Add(1)
 		go t.verify(b.piece)
 	}
+	if t.picker.endgame() {
+		t.reestimate(p, now)
+		t.fillRequests(p)
+		// Peers with nothing asked of them can take the blocks that are
+		// now expected late from p.
+		for o := range t.peers {
+			if o != p && o.asked != nil && len(o.asked) == 0 {
+				t.fillRequests(o)
+			}
+		}
+		return nil
+	}
 	t.fillRequests(p)
 	return nil
+}
+
+// reestimate revises when p's outstanding blocks are expected: in the
+// order they were asked for, one per block time from now at p's current
+// rate. A peer that slowed after it was asked (it took on more downloaders,
+// or lost its share of the link) then no longer holds the last blocks of
+// the download while faster peers sit idle: endgame asks them for the
+// blocks they would send much sooner. (The gap since p's previous block
+// would react faster, but on a real link blocks arrive in bursts, and the
+// duplicates it set off cost more than they saved.)
+func (t *Torrent) reestimate(p *peer, now time.Time) {
+	bs := make([]block, 0, len(p.asked))
+	for b := range p.asked {
+		bs = append(bs, b)
+	}
+	slices.SortFunc(bs, func(x, y block) int {
+		return cmp.Or(p.asked[x].Compare(p.asked[y]), cmp.Compare(x.piece, y.piece), cmp.Compare(x.index, y.index))
+	})
+	per := t.blockTime(p)
+	for k, b := range bs {
+		t.picker.expect(b, now.Add(time.Duration(k+1)*per))
+	}
 }
 
 // verify hashes a completed piece off the lock and applies the outcome.

@@ -85,7 +85,8 @@ type partial struct {
 	ngot    int
 	reqs    []uint8 // outstanding requests per block
 	// When the block was first requested and when it is expected, from
-	// the rate of the peer asked and the requests ahead of it there.
+	// the rate of the peer asked and the requests ahead of it there
+	// (revised in endgame each time that peer delivers a block).
 	reqAt, eta []time.Time
 	// from records which peer sent each block, so a piece that fails its
 	// hash check can be blamed on the peers that sent it.
@@ -325,6 +326,15 @@ func (p *picker) start(piece int) *partial {
 func (p *picker) cancelled(b block) {
 	if pp := p.inProgress[b.piece]; pp != nil && pp.reqs[b.index] > 0 {
 		pp.reqs[b.index]--
+	}
+}
+
+// expect revises when an outstanding block is expected (endgame weighs
+// asking again for it against that). A block asked of two peers keeps its
+// estimate: it will not be asked a third time anyway.
+func (p *picker) expect(b block, at time.Time) {
+	if pp := p.inProgress[b.piece]; pp != nil && !pp.got[b.index] && pp.reqs[b.index] == 1 {
+		pp.eta[b.index] = at
 	}
 }
 

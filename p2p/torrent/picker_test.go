@@ -153,6 +153,50 @@ func TestPickerEndgame(t *testing.T) {
 	}
 }
 
+// A peer that slows down after it was asked for the last blocks does not
+// hold them: each block it sends revises when the rest are expected (at its
+// rate now), and an idle fast peer is then asked for every block it would
+// send in under a quarter of that time. Without the revision, the first
+// estimates (already due) would keep all but the last two blocks at the
+// slow peer.
+func TestEndgameReestimatesASlowedPeer(t *testing.T) {
+	const blocks = 8
+	tr := &Torrent{picker: newPicker(1, uniformPieces(blocks*BlockSize), newBitset(1), 1), peers: map[*peer]struct{}{}}
+	all := fullSet(1)
+	slow := &peer{asked: map[block]time.Time{}, seeder: true}
+	slow.down.fast = 1 << 20 // 16 ms a block, when it was asked
+	t0 := time.Unix(1000, 0)
+	per := tr.blockTime(slow)
+	asked := tr.picker.pick(&all, true, blocks, func(block) bool { return false }, t0, func(k int) time.Time { return t0.Add(time.Duration(k+1) * per) })
+	if len(asked) != blocks || !tr.picker.endgame() {
+		t.Fatalf("picked %d blocks (endgame %v), want all %d", len(asked), tr.picker.endgame(), blocks)
+	}
+	for _, b := range asked {
+		slow.asked[b] = t0
+	}
+	// Its first block comes after 100 ms: its rate has fallen to 160 KiB/s.
+	now := t0.Add(100 * time.Millisecond)
+	slow.down.fast = 160 << 10
+	delete(slow.asked, asked[0])
+	tr.picker.received(asked[0], slow, true)
+	fast := &peer{asked: map[block]time.Time{}, seeder: true}
+	fast.down.fast = 20 << 20
+	fastEta := func(k int) time.Time { return now.Add(time.Duration(k+1) * tr.blockTime(fast)) }
+	none := func(block) bool { return false }
+	before := tr.picker.pick(&all, true, blocks, none, now, fastEta)
+	if len(before) != 2 {
+		t.Fatalf("before the revision, the fast peer got %v, want only the last 2 blocks", before)
+	}
+	for _, b := range before {
+		tr.picker.cancelled(b) // as if those requests had not been made
+	}
+	tr.reestimate(slow, now)
+	got := tr.picker.pick(&all, true, blocks, none, now, fastEta)
+	if len(got) != blocks-1 {
+		t.Errorf("after the revision, the fast peer got %v, want the %d blocks still at the slow peer", got, blocks-1)
+	}
+}
+
 // A piece that fails its check goes back to the pool, and the senders are
 // named.
 func TestPickerFailedPiece(t *testing.T) {
