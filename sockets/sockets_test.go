@@ -24,20 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // startTCP serves s on a loopback port and shuts it down when the test ends.
 func startTCP(t testing.TB, s *TCPServer) string {
 	t.Helper()
-	ln := testnet.ListenTCP(t)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return ln.Addr().String()
+	return testnet.Serve(t, s, testnet.ListenTCP(t), ErrServerClosed)
 }
 
 func startUDP(t testing.TB, s *UDPServer) string {

@@ -2,11 +2,12 @@ package chord
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"appnet/internal/testnet"
 )
 
 // slowPong answers every request with a pong after a pause, so that
@@ -21,14 +22,7 @@ func (h slowPong) Handle(ctx context.Context, req *Message) *Message {
 
 func serveTest(t *testing.T, ln net.Listener, s *Server) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Shutdown(context.Background()) //nolint:errcheck
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	testnet.Serve(t, s, ln, ErrServerClosed)
 }
 
 // fillPool makes k calls at once, leaving k idle connections to addr.

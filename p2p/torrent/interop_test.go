@@ -21,19 +21,7 @@ import (
 func startTracker(t testing.TB) (string, *tracker.Server) {
 	t.Helper()
 	s := &tracker.Server{Interval: 2 * time.Second, MinInterval: time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx) //nolint:errcheck
-		<-done
-	})
-	return "http://" + ln.Addr().String() + "/announce", s
+	return "http://" + testnet.Serve(t, s, testnet.ListenTCP(t), tracker.ErrServerClosed) + "/announce", s
 }
 
 // withTracker returns a copy of mi announcing to url.

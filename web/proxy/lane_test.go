@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -55,18 +53,7 @@ func TestLaneAgreesWithNetHTTP(t *testing.T) {
 	ou, _ := url.Parse("http://" + ln.Addr().String() + "/")
 	edge := func(noLane bool) (*Proxy, string) {
 		p := New(Config{Origin: ou, Now: now, NoFastLane: noLane})
-		ln := testnet.ListenTCP(t)
-		done := make(chan error, 1)
-		go func() { done <- p.Serve(ln) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			p.Shutdown(ctx) //nolint:errcheck
-			if err := <-done; !errors.Is(err, ErrServerClosed) {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-		return p, ln.Addr().String()
+		return p, testnet.Serve(t, p, testnet.ListenTCP(t), ErrServerClosed)
 	}
 	lane, laneAddr := edge(false)
 	_, plainAddr := edge(true)

@@ -111,21 +111,10 @@ func setup(t *testing.T, cfg Config) *env {
 		cfg.Now = e.clock.now
 	}
 	e.p = New(cfg)
-	ln := testnet.ListenTCP(t)
-	done := make(chan error, 1)
-	go func() { done <- e.p.Serve(ln) }()
-	pu, _ := url.Parse("http://" + ln.Addr().String())
+	pu, _ := url.Parse("http://" + testnet.Serve(t, e.p, testnet.ListenTCP(t), ErrServerClosed))
 	e.tr = &http.Transport{Proxy: http.ProxyURL(pu), DisableCompression: true}
 	e.cl = &http.Client{Transport: e.tr}
-	t.Cleanup(func() {
-		e.tr.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.p.Shutdown(ctx) //nolint:errcheck
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	t.Cleanup(e.tr.CloseIdleConnections) // runs before the proxy's Shutdown
 	return e
 }
 

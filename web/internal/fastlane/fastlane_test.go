@@ -73,20 +73,7 @@ func start(t *testing.T, hs *http.Server) (*Server, string) {
 		hs.Handler = netHandler
 	}
 	s := &Server{HTTP: hs, Handler: laneHandler{file: file}}
-	ln := testnet.ListenTCP(t)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return s, ln.Addr().String()
+	return s, testnet.Serve(t, s, testnet.ListenTCP(t), http.ErrServerClosed)
 }
 
 func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
