@@ -42,9 +42,15 @@ type peer struct {
 	gone    chan struct{} // closed when the reader has ended: the writer ends too
 	servedQ int           // requests queued in out
 
-	chokeGen   uint64 // incremented by each choke we send
-	down, up   meter
-	lastPiece  time.Time // last block received from it
+	chokeGen  uint64 // incremented by each choke we send
+	down, up  meter
+	lastPiece time.Time // last block received from it
+	// The round trip of a request: the least taken by the first block
+	// asked of the peer when nothing else was (probe, asked at probeAt),
+	// which no request of ours delays; 0 before the first.
+	rtt        time.Duration
+	probe      block
+	probeAt    time.Time
 	closeCause string
 }
 
@@ -433,10 +439,13 @@ func (t *Torrent) onPiece(p *peer, index, begin uint32, data []byte) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, requested := p.asked[b]
+	askedAt, requested := p.asked[b]
 	delete(p.asked, b)
 	now := time.Now()
 	p.lastPiece = now
+	if requested {
+		p.answered(b, askedAt, now)
+	}
 	fresh, complete := t.picker.received(b, p, requested)
 	if !fresh {
 		t.wasted.Add(int64(len(data)))
@@ -581,14 +590,34 @@ func (t *Torrent) updateInterest(p *peer) {
 	}
 }
 
-// requestDepth is how many requests to keep outstanding at a peer: about
-// half a second of its current rate, so a fast link stays full across the
-// round trip and our own processing, while a slow peer does not sit on
-// blocks others could send sooner; at least 8 and at most 1024 blocks
-// (16 MiB).
-func requestDepth(rate float64) int {
-	d := int(rate / 2 / BlockSize)
-	return max(8, min(1024, d))
+// requestDepth is how many requests to keep outstanding at a peer that
+// sends us rate bytes/s with a request round trip of rtt: what it sends
+// in that round trip and a quarter of a second more, so the link stays
+// full across the round trip and our own processing; at least 2 and at
+// most 1024 blocks (16 MiB). Deeper than that, blocks only wait longer at
+// the peer: a piece takes longer to complete and be passed on, and in
+// endgame more blocks sit at a slow peer. Half a second and at least 8
+// blocks made the distribution experiment 8% slower at N = 32 (0.89
+// against 0.82 F/u) and 3-9% at N = 8.
+func requestDepth(rate float64, rtt time.Duration) int {
+	d := int(rate * (0.25 + rtt.Seconds()) / BlockSize)
+	return max(2, min(1024, d))
+}
+
+// answered records that block b, asked of p at askedAt, came at now. If
+// it was the probe (the first block asked when nothing else was, and its
+// own request, not one sent again after a choke dropped it), the sample
+// can lower the round trip: the least seen is the path's own, and what
+// it took beyond that was time in queues, which a deeper pipeline only
+// lengthens.
+func (p *peer) answered(b block, askedAt, now time.Time) {
+	if b != p.probe || !askedAt.Equal(p.probeAt) || p.probeAt.IsZero() {
+		return
+	}
+	if sample := now.Sub(askedAt); p.rtt == 0 || sample < p.rtt {
+		p.rtt = sample
+	}
+	p.probeAt = time.Time{}
 }
 
 // fillRequests tops up the requests outstanding at p.
@@ -596,7 +625,14 @@ func (t *Torrent) fillRequests(p *peer) {
 	if p.peerChoking || !p.amInterested || p.asked == nil {
 		return
 	}
-	want := requestDepth(p.down.rate) - len(p.asked)
+	depth := requestDepth(p.down.rate, p.rtt)
+	if p.down.rate == 0 {
+		// No rate measured yet: two requests, and one more for each block
+		// the peer has sent, which doubles them each round trip (TCP's
+		// slow start), until the first tick measures the rate.
+		depth = max(depth, min(1024, 2+int(p.down.total.Load()/BlockSize)))
+	}
+	want := depth - len(p.asked)
 	if want <= 0 {
 		return
 	}
@@ -605,6 +641,9 @@ func (t *Torrent) fillRequests(p *peer) {
 	ahead := len(p.asked)
 	eta := func(k int) time.Time { return now.Add(time.Duration(ahead+k+1) * perBlock) }
 	blocks := t.picker.pick(&p.has, p.seeder, want, func(b block) bool { _, ok := p.asked[b]; return ok }, now, eta)
+	if ahead == 0 && len(blocks) > 0 {
+		p.probe, p.probeAt = blocks[0], now
+	}
 	for _, b := range blocks {
 		p.asked[b] = now
 		p.queue(peerwire.Message{ID: peerwire.MsgRequest, Index: uint32(b.piece), Begin: uint32(b.index * BlockSize), Length: uint32(t.picker.blockLen(b))})

@@ -292,3 +292,59 @@ func TestChoker(t *testing.T) {
 
 // noDue expects every block at once.
 func noDue(int) time.Time { return time.Time{} }
+
+// The pipeline holds what a peer sends in a round trip and a quarter of
+// a second more: a distant peer gets the requests that keep its link
+// full, a near one no more than it sends in 250 ms.
+func TestRequestDepth(t *testing.T) {
+	for _, tc := range []struct {
+		rate float64
+		rtt  time.Duration
+		want int
+	}{
+		{0, 0, 2},                              // nothing known: two blocks
+		{2 << 20, 0, 32},                       // 2 MiB/s nearby: 512 KiB
+		{2 << 20, 750 * time.Millisecond, 128}, // the same 750 ms away: 2 MiB
+		{100 << 10, 2 * time.Second, 14},       // slow and far
+		{1 << 30, 0, 1024},                     // capped at 16 MiB
+	} {
+		if got := requestDepth(tc.rate, tc.rtt); got != tc.want {
+			t.Errorf("requestDepth(%.0f B/s, %v) = %d, want %d", tc.rate, tc.rtt, got, tc.want)
+		}
+	}
+}
+
+// The round trip is sampled only from the probe, the first block asked
+// of an idle peer, answered to its own request; it is the least sample.
+func TestRoundTripFromProbe(t *testing.T) {
+	p := &peer{}
+	t0 := time.Unix(1000, 0)
+	a, b := block{0, 0}, block{0, 1}
+	p.probe, p.probeAt = a, t0
+	p.answered(b, t0, t0.Add(time.Second)) // not the probe
+	if p.rtt != 0 {
+		t.Fatalf("a block behind the probe set the round trip to %v", p.rtt)
+	}
+	p.answered(a, t0.Add(time.Second), t0.Add(2*time.Second)) // asked again later
+	if p.rtt != 0 {
+		t.Fatalf("a probe asked again set the round trip to %v", p.rtt)
+	}
+	p.answered(a, t0, t0.Add(80*time.Millisecond))
+	if p.rtt != 80*time.Millisecond {
+		t.Fatalf("first sample: round trip %v, want 80ms", p.rtt)
+	}
+	p.answered(a, t0, t0.Add(time.Second)) // the probe is spent
+	if p.rtt != 80*time.Millisecond {
+		t.Fatalf("a spent probe moved the round trip to %v", p.rtt)
+	}
+	p.probe, p.probeAt = b, t0
+	p.answered(b, t0, t0.Add(300*time.Millisecond))
+	if p.rtt != 80*time.Millisecond {
+		t.Fatalf("a slower sample (time in queues) moved the round trip to %v", p.rtt)
+	}
+	p.probe, p.probeAt = a, t0
+	p.answered(a, t0, t0.Add(40*time.Millisecond))
+	if p.rtt != 40*time.Millisecond {
+		t.Fatalf("a faster sample left the round trip at %v, want 40ms", p.rtt)
+	}
+}
