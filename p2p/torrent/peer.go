@@ -611,7 +611,7 @@ func requestDepth(rate float64, rtt time.Duration) int {
 // it took beyond that was time in queues, which a deeper pipeline only
 // lengthens.
 func (p *peer) answered(b block, askedAt, now time.Time) {
-	if b != p.probe || !askedAt.Equal(p.probeAt) || p.probeAt.IsZero() {
+	if b != p.probe || !askedAt.Equal(p.probeAt) { // a spent probe's zero time matches no request
 		return
 	}
 	if sample := now.Sub(askedAt); p.rtt == 0 || sample < p.rtt {
