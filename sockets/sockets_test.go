@@ -117,9 +117,9 @@ func TestClientTCPAndUDP(t *testing.T) {
 
 // Two hundred clients connected at once each get their own line back.
 func TestTCPConcurrentClients(t *testing.T) {
-	s := &TCPServer{}
-	addr := startTCP(t, s)
 	const n = 200
+	s := &TCPServer{MaxPerAddr: n} // every client is 127.0.0.1
+	addr := startTCP(t, s)
 	conns := make([]net.Conn, n)
 	for i := range conns {
 		c, err := net.Dial("tcp", addr)
@@ -428,5 +428,60 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTCPSlowFloodFromOneAddress: 600 connections from one address that
+// never finish a line take no more than that address's share of the
+// server's slots, so a client from another address is answered every
+// time (issue 15: 0 of 41 lines were answered during such an attack).
+// The server's total is set below 600, as the attack filled the default.
+func TestTCPSlowFloodFromOneAddress(t *testing.T) {
+	s := &TCPServer{MaxConns: 512}
+	addr := startTCP(t, s)
+	testnet.SlowFlood(t, "127.0.0.1", addr, 600, []byte("no end of line"))
+	waitFor(t, "the flood's connections refused", func() bool {
+		_, _, refused := s.connLimits().Stats()
+		return refused >= 600-DefaultMaxPerAddr
+	})
+	if a := s.Active(); a > DefaultMaxPerAddr {
+		t.Errorf("%d connections held for one address, want at most %d", a, DefaultMaxPerAddr)
+	}
+	const pings = 40
+	answered := 0
+	for i := range pings {
+		c, err := testnet.DialFrom("127.0.0.2", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		line := fmt.Sprintf("ping %d\n", i)
+		io.WriteString(c, line)
+		got, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err == nil && got == strings.ToUpper(line) {
+			answered++
+		} else {
+			t.Logf("ping %d: %q, %v", i, got, err)
+		}
+	}
+	if answered != pings {
+		t.Errorf("%d of %d pings from another address answered during the flood", answered, pings)
+	}
+}
+
+// TestTCPFirstLineTimeout: a connection that sends part of a line and
+// stops is closed after FirstLine, not after the (longer) idle timeout.
+func TestTCPFirstLineTimeout(t *testing.T) {
+	addr := startTCP(t, &TCPServer{IdleTimeout: time.Minute, FirstLine: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "half a li")
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("trickling connection: read %d, %v; want EOF at the first-line timeout", n, err)
 	}
 }

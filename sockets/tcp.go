@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"appnet/internal/connlimit"
 	"appnet/trace"
 )
 
@@ -22,8 +23,10 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultMaxLine      = 64 << 10
 	DefaultMaxConns     = 4096
-	DefaultBufferSize   = 2048  // the course's UDP receive buffer
-	MaxUDPPayload       = 65507 // the largest UDP payload over IPv4
+	DefaultMaxPerAddr   = 64               // connections from one address (an IPv6 /64)
+	DefaultFirstLine    = 10 * time.Second // a new connection's first line must be complete by then
+	DefaultBufferSize   = 2048             // the course's UDP receive buffer
+	MaxUDPPayload       = 65507            // the largest UDP payload over IPv4
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -39,6 +42,12 @@ type TCPServer struct {
 	WriteTimeout time.Duration // give up on a client that does not read its replies
 	MaxLine      int           // longest line accepted, not counting its "\n"
 	MaxConns     int           // connections served at once; more are told "ERROR server busy"
+	MaxPerAddr   int           // connections from one address (IPv4, or IPv6 /64); < 0: no cap
+	FirstLine    time.Duration // a new connection's first line must be complete within this
+
+	limitsOnce sync.Once
+	limits     *connlimit.Limits
+	refusing   atomic.Int64 // refusals lingering now
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -85,17 +94,61 @@ func (s *TCPServer) Serve(ln net.Listener) error {
 			return fmt.Errorf("sockets: accept: %w", err)
 		}
 		backoff = 0
-		if !s.add(c) {
+		release, lerr := s.connLimits().Acquire(c.RemoteAddr())
+		if !s.add(c, lerr == nil) {
 			c.Close()
+			if release != nil {
+				release()
+			}
 			return ErrServerClosed
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.remove(c)
+			defer s.remove(c, lerr == nil)
+			if lerr != nil {
+				s.refuseConn(c, lerr)
+				return
+			}
+			defer release()
 			s.serveConn(c)
 		}()
 	}
+}
+
+// connLimits returns the server's caps, made from its fields on first use.
+func (s *TCPServer) connLimits() *connlimit.Limits {
+	s.limitsOnce.Do(func() {
+		s.limits = connlimit.New(orDefault(s.MaxConns, DefaultMaxConns), s.MaxPerAddr)
+		if s.MaxPerAddr == 0 {
+			s.limits.MaxPerAddr = DefaultMaxPerAddr
+		}
+	})
+	return s.limits
+}
+
+// maxRefusing bounds the refused connections that are told why and
+// lingered over at once; past it, refused connections are closed at once,
+// so a flood of connections costs the server no more than this many
+// goroutines.
+const maxRefusing = 256
+
+// refuseConn answers a connection over a cap with one error line, or
+// closes it outright while maxRefusing others are being answered.
+func (s *TCPServer) refuseConn(c net.Conn, why error) {
+	defer c.Close()
+	tc := s.Tracer.Conv(s.Host, "uppercase/tcp", trace.Server, c.LocalAddr(), c.RemoteAddr())
+	tc.Notef("connection refused: %v", why)
+	if s.refusing.Add(1) > maxRefusing {
+		s.refusing.Add(-1)
+		return
+	}
+	defer s.refusing.Add(-1)
+	msg := "ERROR server busy\n"
+	if errors.Is(why, connlimit.ErrPerAddr) {
+		msg = "ERROR too many connections from your address\n"
+	}
+	s.refuse(c, tc, msg, orDefault(s.WriteTimeout, DefaultWriteTimeout))
 }
 
 // isTemporary reports errors that accept may return while the system is
@@ -159,7 +212,9 @@ func (s *TCPServer) untrack(ln net.Listener) {
 	s.mu.Unlock()
 }
 
-func (s *TCPServer) add(c net.Conn) bool {
+// add tracks c for Shutdown; served says whether it counts in Active (a
+// refused connection does not).
+func (s *TCPServer) add(c net.Conn, served bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
@@ -169,15 +224,19 @@ func (s *TCPServer) add(c net.Conn) bool {
 		s.conns = make(map[net.Conn]struct{})
 	}
 	s.conns[c] = struct{}{}
-	s.active.Add(1)
+	if served {
+		s.active.Add(1)
+	}
 	return true
 }
 
-func (s *TCPServer) remove(c net.Conn) {
+func (s *TCPServer) remove(c net.Conn, served bool) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	s.active.Add(-1)
+	if served {
+		s.active.Add(-1)
+	}
 }
 
 func (s *TCPServer) logger() *slog.Logger {
@@ -204,16 +263,15 @@ func (s *TCPServer) serveConn(c net.Conn) {
 	tc := s.Tracer.Conv(s.Host, "uppercase/tcp", trace.Server, c.LocalAddr(), c.RemoteAddr())
 	tc.Notef("connection opened")
 
-	if s.Active() > orDefault(s.MaxConns, DefaultMaxConns) {
-		s.refuse(c, tc, "ERROR server busy\n", wto)
-		return
-	}
-
 	r := bufio.NewReaderSize(c, 4096)
 	w := bufio.NewWriterSize(c, 4096)
 	var line, reply []byte
+	// Until its first complete line, a connection has seconds, not the
+	// idle timeout: a client that connects and trickles (or sends
+	// nothing) holds its slot only briefly.
+	wait := min(idle, orDefault(s.FirstLine, DefaultFirstLine))
 	for {
-		c.SetReadDeadline(time.Now().Add(idle)) //nolint:errcheck
+		c.SetReadDeadline(time.Now().Add(wait)) //nolint:errcheck
 		var err error
 		line, err = readLine(r, line[:0], maxLine)
 		switch {
@@ -221,11 +279,13 @@ func (s *TCPServer) serveConn(c net.Conn) {
 			w.Flush() //nolint:errcheck // answers already due go out first
 			s.refuse(c, tc, fmt.Sprintf("ERROR line too long (max %d bytes)\n", maxLine), wto)
 			return
-		case err != nil && len(line) == 0:
+		case err != nil && (len(line) == 0 || !errors.Is(err, io.EOF)):
+			// A line cut short by a timeout or an error is not answered.
 			s.closed(tc, c, err)
 			return
 		}
 		// A last line without "\n" (err == io.EOF) is answered too.
+		wait = idle
 		tc.RecvBytes(line)
 		reply = AppendUpper(reply[:0], line)
 		tc.SendBytes(reply)

@@ -76,6 +76,8 @@ a datagram longer than --udp-buffer with "ERROR datagram too long (max N bytes)"
 	f.DurationVar(&tcp.IdleTimeout, "idle-timeout", sockets.DefaultIdleTimeout, "close a TCP connection after this long without a complete line")
 	f.IntVar(&tcp.MaxLine, "max-line", sockets.DefaultMaxLine, "longest TCP line answered, in bytes")
 	f.IntVar(&tcp.MaxConns, "max-conns", sockets.DefaultMaxConns, "TCP connections served at once")
+	f.IntVar(&tcp.MaxPerAddr, "max-per-addr", sockets.DefaultMaxPerAddr, "TCP connections from one address (IPv6: one /64) at once; -1: no cap")
+	f.DurationVar(&tcp.FirstLine, "first-line-timeout", sockets.DefaultFirstLine, "close a new TCP connection whose first line is not complete by then")
 	f.IntVar(&udp.BufferSize, "udp-buffer", sockets.DefaultBufferSize, "largest datagram answered, in bytes (at most 65507)")
 	return cmd
 }
