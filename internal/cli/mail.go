@@ -16,7 +16,5 @@ func (a *app) mailCommand() *cobra.Command {
 	for _, c := range mailCommands {
 		subs = append(subs, c(a))
 	}
-	g := group("mail", "e-mail: an SMTP server with a durable queue, mailboxes, and a MIME user agent", subs...)
-	g.Hidden = len(subs) == 0 // until a part of the mail system has landed
-	return g
+	return group("mail", "e-mail: an SMTP server with a durable queue, mailboxes, and a MIME user agent", subs...)
 }
