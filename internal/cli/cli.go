@@ -116,7 +116,9 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetHelpFunc(a.help)
 
 	for _, c := range commands {
-		root.AddCommand(c(a))
+		if cmd := c(a); cmd != nil { // nil: a group with nothing in it yet
+			root.AddCommand(cmd)
+		}
 	}
 	return root
 }
