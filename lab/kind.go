@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"appnet/internal/labca"
 	"appnet/trace"
 )
 
@@ -58,6 +60,20 @@ type Env struct {
 	Logger *slog.Logger
 	Dir    string // a directory of the host's own, for state that must survive
 	Ports  Ports
+	CA     *labca.CA // the lab's certificate authority: TLS services get their certificates from it
+}
+
+// TLSConfig returns the server TLS settings for a service of this host:
+// a certificate of the lab's CA for names and the host's address.
+func (e *Env) TLSConfig(names ...string) (*tls.Config, error) {
+	if e.CA == nil {
+		return nil, fmt.Errorf("lab: host %s: the lab has no certificate authority", e.Host)
+	}
+	cert, err := e.CA.Issue(names, []netip.Addr{e.Addr})
+	if err != nil {
+		return nil, fmt.Errorf("lab: host %s: %w", e.Host, err)
+	}
+	return labca.ServerConfig(cert), nil
 }
 
 // Listen opens a TCP listener on the host's address at the standard port

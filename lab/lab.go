@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"appnet/internal/labca"
 	"appnet/trace"
 )
 
@@ -33,6 +34,7 @@ type Lab struct {
 	running  []*Running
 	stateDir string
 	tempDir  bool
+	ca       *labca.CA
 }
 
 // Running is one started service.
@@ -57,6 +59,12 @@ func Start(ctx context.Context, f *File, opts Options) (*Lab, error) {
 		}
 		l.stateDir, l.tempDir = dir, true
 	}
+	ca, err := labca.Open(filepath.Join(l.stateDir, "ca"), "appnet lab CA")
+	if err != nil {
+		l.stop(ctx)
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	l.ca = ca
 	for _, h := range f.Hosts {
 		dir := filepath.Join(l.stateDir, h.Name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -71,6 +79,7 @@ func Start(ctx context.Context, f *File, opts Options) (*Lab, error) {
 				Logger: opts.Logger.With("host", h.Name, "service", sc.Kind.Name),
 				Dir:    dir,
 				Ports:  opts.Ports,
+				CA:     ca,
 			}
 			svc, err := sc.Kind.start(ctx, env, sc.Config)
 			if err != nil {
@@ -126,6 +135,10 @@ func (l *Lab) WriteSummary(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	if l.usesTLS() {
+		fmt.Fprintf(w, "\nTLS services present certificates of the lab's CA; its root is %s\n", l.ca.RootFile())
+		fmt.Fprintf(w, "(curl --cacert %s ..., swaks --tls-ca-path %s ...)\n", l.ca.RootFile(), l.ca.RootFile())
+	}
 	fmt.Fprintln(w, "\nTry:")
 	for _, r := range l.running {
 		for _, c := range r.Service.Try() {
@@ -133,6 +146,12 @@ func (l *Lab) WriteSummary(w io.Writer) {
 		}
 	}
 }
+
+// CA returns the lab's certificate authority.
+func (l *Lab) CA() *labca.CA { return l.ca }
+
+// usesTLS reports whether some service was issued a certificate.
+func (l *Lab) usesTLS() bool { return l.ca != nil && l.ca.Issued() > 0 }
 
 // CheckResult is one line of the check table.
 type CheckResult struct {

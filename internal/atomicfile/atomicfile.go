@@ -15,16 +15,23 @@ import (
 // to disk before Write returns, so they survive a power loss too; without
 // it (a cache, which can lose an entry), only a process crash.
 func Write(path string, data []byte, durable bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+tempMark+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
 	mode := os.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
+	return WritePerm(path, data, mode, durable)
+}
+
+// WritePerm is Write giving the file the permissions mode, which it has
+// from the first byte written (a private key is never readable by others,
+// not even in its temporary file).
+func WritePerm(path string, data []byte, mode os.FileMode, durable bool) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+tempMark+"*") // 0600
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Chmod(mode)
