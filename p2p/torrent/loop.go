@@ -65,17 +65,23 @@ func (t *Torrent) housekeeping(now time.Time) []string {
 	for p := range t.peers {
 		p.down.sample(now)
 		p.up.sample(now)
-		// Requests unanswered for too long go back to the pool.
+		// Requests unanswered for too long go back to the pool, and a
+		// piece this peer was to send alone goes to another.
 		expired := false
 		for b, at := range p.asked {
 			if now.Sub(at) > t.cfg.RequestTimeout {
-				delete(p.asked, b)
-				t.picker.cancelled(b)
+				t.dropRequest(p, b, now)
 				expired = true
 			}
 		}
 		if expired {
+			t.picker.release(p)
 			t.fillOthers(p)
+		}
+		for b, at := range p.late {
+			if now.Sub(at) > lateFor {
+				delete(p.late, b)
+			}
 		}
 		t.fillRequests(p)
 	}
@@ -104,7 +110,7 @@ func (t *Torrent) toDial(now time.Time) []string {
 		if len(out) >= free {
 			break
 		}
-		if connected[addr] || t.banned[addr] || now.Sub(last) < time.Minute {
+		if connected[addr] || t.isBanned(addr) || now.Sub(last) < time.Minute {
 			continue
 		}
 		t.known[addr] = now
@@ -236,7 +242,7 @@ func (t *Torrent) announce(ctx context.Context, event string) (time.Duration, er
 	t.trackerErr = ""
 	t.trackerOK = time.Now()
 	for _, a := range resp.Peers {
-		if _, ok := t.known[a]; !ok && !t.banned[a] {
+		if _, ok := t.known[a]; !ok && !t.isBanned(a) {
 			t.known[a] = time.Time{}
 		}
 	}

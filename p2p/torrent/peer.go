@@ -36,6 +36,13 @@ type peer struct {
 
 	// Our requests to it, and when they were sent.
 	asked map[block]time.Time
+	// Requests we dropped lately (cancelled, discarded by its choke,
+	// timed out), and when: an answer to one is late, not hostile.
+	late map[block]time.Time
+	// unrequested counts the bytes of blocks it sent that we never asked
+	// it for (or not lately): past maxUnrequested it is dropped.
+	unrequested int
+	who         *sender // its address and ID, for bans
 	// Its requests to us, in order, and messages to send.
 	out     []outMsg
 	wake    chan struct{}
@@ -147,6 +154,8 @@ func (t *Torrent) handle(c net.Conn, outbound bool) {
 		amChoking: true, peerChoking: true,
 		has:   newBitset(t.layout.NumPieces),
 		asked: make(map[block]time.Time),
+		late:  make(map[block]time.Time),
+		who:   &sender{ip: ipOf(addr), addr: addr, id: peerIDString(theirs.PeerID)},
 		wake:  make(chan struct{}, 1),
 		gone:  make(chan struct{}),
 	}
@@ -191,11 +200,10 @@ func (t *Torrent) handle(c net.Conn, outbound bool) {
 func (t *Torrent) addPeer(p *peer) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	id := peerIDString(p.id)
 	switch {
 	case t.stopped:
 		return false
-	case t.banned[p.addr] || t.banned[id]:
+	case t.isBanned(p.addr):
 		p.tc.Notef("closed: banned")
 		return false
 	}
@@ -250,6 +258,7 @@ func (t *Torrent) removePeer(p *peer) {
 		t.picker.cancelled(b)
 	}
 	p.asked = nil
+	t.picker.release(p)
 	wasUnchoked := !p.amChoking
 	if wasUnchoked && p.peerInterested {
 		// A slot came free: give it to someone now rather than at the
@@ -311,10 +320,11 @@ func (t *Torrent) onMessage(p *peer, m *peerwire.Message) error {
 	case peerwire.MsgChoke:
 		p.peerChoking = true
 		// BEP 3: a choke discards our pending requests.
+		now := time.Now()
 		for b := range p.asked {
-			t.picker.cancelled(b)
+			t.dropRequest(p, b, now)
 		}
-		clear(p.asked)
+		t.picker.release(p)
 		t.fillOthers(p)
 	case peerwire.MsgUnchoke:
 		p.peerChoking = false
@@ -402,68 +412,97 @@ func (t *Torrent) dropServe(p *peer, index, begin, length uint32) {
 	}
 }
 
-// onPiece takes a block: checks it was asked for, writes it to storage
-// outside the lock, and records it.
+// Unrequested blocks. A block is taken only from the peer it was asked of:
+// one no request of ours to that peer names (piece, offset and length) is
+// discarded, so no peer can put data into a piece we fetch from others.
+// An answer to a request we dropped lately (lateFor) is late, not hostile:
+// a cancel crosses the block on the wire, a choke discards requests the
+// peer may have been answering, a request times out. Anything else counts
+// against its sender, which is dropped once it has sent more than
+// maxUnrequested bytes of it. Each peer remembers at most maxLate dropped
+// requests.
+const (
+	lateFor        = time.Minute
+	maxLate        = 2048
+	maxUnrequested = 8 * BlockSize
+)
+
+// dropRequest withdraws our request of b from p, remembering it as late.
+// The lock is held.
+func (t *Torrent) dropRequest(p *peer, b block, now time.Time) {
+	delete(p.asked, b)
+	t.picker.cancelled(b)
+	if len(p.late) < maxLate {
+		p.late[b] = now
+	}
+}
+
+// onPiece takes a block: checks it answers our request to this peer,
+// claims it in its piece, writes it to storage outside the lock, and
+// records it.
 func (t *Torrent) onPiece(p *peer, index, begin uint32, data []byte) error {
-	if begin%BlockSize != 0 {
+	b := block{int(index), int(begin / BlockSize)}
+	exact := begin%BlockSize == 0 && int(index) < t.layout.NumPieces && int64(begin) < t.layout.PieceSize(int(index)) && len(data) == t.picker.blockLen(b)
+	t.mu.Lock()
+	askedAt, requested := p.asked[b]
+	requested = requested && exact
+	var late bool
+	if !requested && exact {
+		_, late = p.late[b]
+		delete(p.late, b)
+	}
+	if !requested && !late {
 		t.wasted.Add(int64(len(data)))
+		p.unrequested += len(data)
+		n := p.unrequested
+		t.mu.Unlock()
+		if n > maxUnrequested {
+			return errProtocol(fmt.Sprintf("sent %d bytes of blocks we did not ask it for", n))
+		}
 		return nil
 	}
-	b := block{int(index), int(begin / BlockSize)}
-	t.mu.Lock()
-	_, asked := p.asked[b]
-	pp := t.picker.inProgress[b.piece]
-	// A block we no longer wait for from this peer (its request was
-	// dropped by a choke or a timeout) is still good data if the piece
-	// lacks it: keep it rather than fetch it again.
-	if pp == nil || pp.got[b.index] || len(data) != t.picker.blockLen(b) {
-		// Not asked for, or already here (endgame): count it and move on.
-		if asked {
-			delete(p.asked, b)
-			t.picker.cancelled(b)
-		}
-		t.wasted.Add(int64(len(data)))
+	now := time.Now()
+	if requested {
+		delete(p.asked, b)
+		t.picker.cancelled(b)
+		p.answered(b, askedAt, now)
+	}
+	// A block claimed is ours to write: copies from others (endgame) are
+	// not written over it, so the data on disk is the data from[] names.
+	if !t.picker.claim(b, p) {
+		t.wasted.Add(int64(len(data))) // not needed any more (endgame, or late)
 		t.fillRequests(p)
 		t.mu.Unlock()
 		return nil
+	}
+	if pp := t.picker.inProgress[b.piece]; pp.reqs[b.index] > 0 {
+		// Others were asked for it too (endgame): cancel theirs.
+		for o := range t.peers {
+			if _, ok := o.asked[b]; ok && o != p {
+				t.dropRequest(o, b, now)
+				o.queue(peerwire.Message{ID: peerwire.MsgCancel, Index: index, Begin: begin, Length: uint32(len(data))})
+			}
+		}
 	}
 	t.mu.Unlock()
 
 	off := t.layout.PieceOffset(b.piece) + int64(begin)
 	if _, err := t.st.WriteAt(data, off); err != nil {
 		t.log.Error("writing a block", "err", err)
+		t.mu.Lock()
+		t.picker.unclaim(b)
+		t.mu.Unlock()
 		return err
 	}
+	t.wrote.Store(true)
 	p.down.add(len(data))
 	t.downMeter.add(len(data))
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	askedAt, requested := p.asked[b]
-	delete(p.asked, b)
-	now := time.Now()
+	now = time.Now()
 	p.lastPiece = now
-	if requested {
-		p.answered(b, askedAt, now)
-	}
-	fresh, complete := t.picker.received(b, p, requested)
-	if !fresh {
-		t.wasted.Add(int64(len(data)))
-	}
-	if pp := t.picker.inProgress[b.piece]; fresh && pp != nil && pp.reqs[b.index] > 0 {
-		// Others were asked for it too (endgame, or its request here
-		// had been dropped): cancel theirs.
-		for o := range t.peers {
-			if o == p {
-				continue
-			}
-			if _, ok := o.asked[b]; ok {
-				delete(o.asked, b)
-				t.picker.cancelled(b)
-				o.queue(peerwire.Message{ID: peerwire.MsgCancel, Index: index, Begin: begin, Length: uint32(len(data))})
-			}
-		}
-	}
+	complete := t.picker.written(b)
 	if complete {
 		t.verifying++
 		t.wg.Add(1)
@@ -510,8 +549,17 @@ func (t *Torrent) reestimate(p *peer, now time.Time) {
 // verify hashes a completed piece off the lock and applies the outcome.
 func (t *Torrent) verify(piece int) {
 	defer t.wg.Done()
+	t.mu.Lock()
+	failedBefore := t.smart.has(piece)
+	t.mu.Unlock()
 	t.verifySem <- struct{}{}
-	ok, _, err := verifyPiece(t.st, t.layout, t.info, piece, nil)
+	ok, data, err := verifyPiece(t.st, t.layout, t.info, piece, nil)
+	var sums []blockSum
+	if !ok || failedBefore {
+		// Smart ban: the blocks of a failed piece, and the good copy of a
+		// piece that failed before, are hashed one by one.
+		sums = blockSums(data)
+	}
 	<-t.verifySem
 	if err != nil {
 		t.log.Error("reading a piece back", "piece", piece, "err", err)
@@ -523,17 +571,19 @@ func (t *Torrent) verify(piece int) {
 	if !ok {
 		t.hashFails.Add(1)
 		t.wasted.Add(t.layout.PieceSize(piece))
-		t.blame(piece, from)
+		if err == nil {
+			t.pieceFailed(piece, from, sums)
+		}
 		for p := range t.peers {
 			t.fillRequests(p)
 		}
 		return
 	}
+	if failedBefore {
+		t.piecePassed(piece, sums)
+	}
 	t.downloaded.Add(t.layout.PieceSize(piece))
 	t.resumeDirty = true
-	for _, p := range from {
-		t.credit[peerIDString(p.id)]++
-	}
 	for p := range t.peers {
 		if !p.has.get(piece) && !p.seeder {
 			p.queue(peerwire.Message{ID: peerwire.MsgHave, Index: uint32(piece)})
@@ -552,27 +602,6 @@ func (t *Torrent) verify(piece int) {
 				defer t.wg.Done()
 				t.announce(t.ctx, "completed") //nolint:errcheck // logged inside
 			}()
-		}
-	}
-}
-
-// blame handles a piece that failed its hash check: a peer that sent all
-// of it is banned at once; peers that sent part of it get a strike, and a
-// peer with three strikes and more strikes than good pieces it helped with
-// is banned too, so an honest peer that shared a piece with a liar now and
-// then is not. A banned peer is disconnected and never dialled again.
-func (t *Torrent) blame(piece int, from []*peer) {
-	t.log.Warn("piece failed its hash check", "piece", piece, "senders", len(from))
-	for _, p := range from {
-		id := peerIDString(p.id)
-		t.strikes[id]++
-		if len(from) == 1 || t.strikes[id] >= 3 && t.strikes[id] > t.credit[id] {
-			t.banned[id] = true
-			t.banned[p.addr] = true
-			p.closeCause = fmt.Sprintf("banned: sent bad data for piece %d", piece)
-			p.tc.Notef("%s", p.closeCause)
-			t.log.Warn("banned a peer for bad data", "peer", p.addr, "id", id)
-			p.conn.Close()
 		}
 	}
 }
@@ -640,7 +669,7 @@ func (t *Torrent) fillRequests(p *peer) {
 	perBlock := t.blockTime(p)
 	ahead := len(p.asked)
 	eta := func(k int) time.Time { return now.Add(time.Duration(ahead+k+1) * perBlock) }
-	blocks := t.picker.pick(&p.has, p.seeder, want, func(b block) bool { _, ok := p.asked[b]; return ok }, now, eta)
+	blocks := t.picker.pickFor(p, &p.has, p.seeder, want, func(b block) bool { _, ok := p.asked[b]; return ok }, now, eta)
 	if ahead == 0 && len(blocks) > 0 {
 		p.probe, p.probeAt = blocks[0], now
 	}

@@ -81,15 +81,19 @@ type block struct {
 // partial is a piece being downloaded.
 type partial struct {
 	nblocks int
-	got     []bool
-	ngot    int
-	reqs    []uint8 // outstanding requests per block
+	// got marks the blocks taken from a peer: claimed by the block that
+	// answered its request, so no other copy is written over it, and
+	// from then on not asked for again. ngot counts those written to
+	// storage: the piece is complete when every block is.
+	got  []bool
+	ngot int
+	reqs []uint8 // outstanding requests per block
 	// When the block was first requested and when it is expected, from
 	// the rate of the peer asked and the requests ahead of it there
 	// (revised in endgame each time that peer delivers a block).
 	reqAt, eta []time.Time
 	// from records which peer sent each block, so a piece that fails its
-	// hash check can be blamed on the peers that sent it.
+	// hash check can be blamed on the peers that sent it (smartban.go).
 	from []*peer
 }
 
@@ -116,6 +120,11 @@ type picker struct {
 	// onStart, if set, hears of each piece started: its availability and
 	// whether it was chosen at random (first pieces) or as the rarest.
 	onStart func(piece, avail int, random bool)
+	// single holds the pieces that failed with blocks from several peers
+	// and are fetched again from one peer alone, to find the peer that
+	// sent bad data (smartban.go): the peer that has it, or nil while
+	// none does (the next peer to ask for it takes it).
+	single map[int]*peer
 }
 
 func newPicker(numPieces int, pieceSize func(int) int64, have bitset, seed uint64) *picker {
@@ -125,6 +134,7 @@ func newPicker(numPieces int, pieceSize func(int) int64, have bitset, seed uint6
 		have:        have,
 		avail:       make([]int, numPieces),
 		inProgress:  make(map[int]*partial),
+		single:      make(map[int]*peer),
 		rng:         rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		randomFirst: 4,
 		pending:     numPieces - have.count(),
@@ -201,8 +211,27 @@ func (p *picker) endgame() bool {
 // duplicate costs some peer's upload, which in a busy swarm is everyone's
 // time.
 func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, now time.Time, eta func(k int) time.Time) []block {
+	return p.pickFor(nil, has, seeder, n, asked, now, eta)
+}
+
+// pickFor is pick for the peer who: a piece fetched from one peer alone
+// (single) is offered only to the peer that has it, or, when none has,
+// to who, which then takes it. A nil who is any peer and takes nothing.
+func (p *picker) pickFor(who *peer, has *bitset, seeder bool, n int, asked func(block) bool, now time.Time, eta func(k int) time.Time) []block {
 	var out []block
-	peerHas := func(i int) bool { return seeder || has.get(i) }
+	peerHas := func(i int) bool {
+		if !seeder && !has.get(i) {
+			return false
+		}
+		owner, one := p.single[i]
+		return !one || owner == who || owner == nil && who != nil
+	}
+	// take gives who a piece fetched from one peer alone that nobody had.
+	take := func(piece int) {
+		if owner, one := p.single[piece]; one && owner == nil {
+			p.single[piece] = who
+		}
+	}
 	request := func(pp *partial, i int) {
 		if pp.reqs[i] == 0 {
 			pp.reqAt[i], pp.eta[i] = now, eta(len(out))
@@ -221,6 +250,7 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, n
 			if !pp.got[i] && pp.reqs[i] == 0 {
 				request(pp, i)
 				out = append(out, block{piece, i})
+				take(piece)
 			}
 		}
 	}
@@ -230,6 +260,7 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, n
 		if piece < 0 {
 			break
 		}
+		take(piece)
 		pp := p.start(piece)
 		for i := 0; i < pp.nblocks && len(out) < n; i++ {
 			request(pp, i)
@@ -242,8 +273,8 @@ func (p *picker) pick(has *bitset, seeder bool, n int, asked func(block) bool, n
 	if len(out) == 0 && p.endgame() {
 		var cands []block
 		for piece, pp := range p.inProgress {
-			if !peerHas(piece) {
-				continue
+			if _, one := p.single[piece]; one || !peerHas(piece) {
+				continue // a piece from one peer alone gets no second copy
 			}
 			for i := range pp.nblocks {
 				// At most one duplicate of each block: enough that a slow
@@ -338,26 +369,53 @@ func (p *picker) expect(b block, at time.Time) {
 	}
 }
 
-// received records a block; requested says it answers a request still
-// counted as outstanding. It reports whether the block was new and whether
-// its piece is now complete (ready to verify).
-func (p *picker) received(b block, from *peer, requested bool) (fresh, complete bool) {
+// claim takes block b for the copy from sends, before it is written: it
+// reports false when the piece is not being fetched or another copy of
+// the block was taken first, and that copy must then not be written.
+func (p *picker) claim(b block, from *peer) bool {
 	pp := p.inProgress[b.piece]
 	if pp == nil || b.index >= pp.nblocks || pp.got[b.index] {
-		return false, false
+		return false
 	}
 	pp.got[b.index] = true
 	pp.from[b.index] = from
-	pp.ngot++
-	if requested && pp.reqs[b.index] > 0 {
-		pp.reqs[b.index]--
+	return true
+}
+
+// unclaim gives back a claimed block whose copy could not be written.
+func (p *picker) unclaim(b block) {
+	if pp := p.inProgress[b.piece]; pp != nil && pp.got[b.index] {
+		pp.got[b.index] = false
+		pp.from[b.index] = nil
 	}
-	return true, pp.ngot == pp.nblocks
+}
+
+// written records that a claimed block is in storage and reports whether
+// its piece is now complete (ready to verify).
+func (p *picker) written(b block) (complete bool) {
+	pp := p.inProgress[b.piece]
+	if pp == nil {
+		return false
+	}
+	pp.ngot++
+	return pp.ngot == pp.nblocks
+}
+
+// received claims and writes a block at once (for tests); requested says
+// it answers a request still counted as outstanding.
+func (p *picker) received(b block, from *peer, requested bool) (fresh, complete bool) {
+	if !p.claim(b, from) {
+		return false, false
+	}
+	if requested {
+		p.cancelled(b)
+	}
+	return true, p.written(b)
 }
 
 // verified ends a piece: kept when ok, otherwise every block is dropped and
-// the piece goes back to the pool. It returns the peers that sent blocks of
-// the piece.
+// the piece goes back to the pool. It returns the peer that sent each
+// block of the piece.
 func (p *picker) verified(piece int, ok bool) []*peer {
 	pp := p.inProgress[piece]
 	if pp == nil {
@@ -366,16 +424,23 @@ func (p *picker) verified(piece int, ok bool) []*peer {
 	delete(p.inProgress, piece)
 	if ok {
 		p.have.set(piece)
+		delete(p.single, piece)
 	} else {
 		p.pending++
 	}
-	seen := map[*peer]bool{}
-	var from []*peer
-	for _, f := range pp.from {
-		if f != nil && !seen[f] {
-			seen[f] = true
-			from = append(from, f)
+	return pp.from
+}
+
+// fetchFrom has piece fetched again from one peer alone: owner, or, if
+// nil, the next peer to ask for it.
+func (p *picker) fetchFrom(piece int, owner *peer) { p.single[piece] = owner }
+
+// release frees the pieces peer o was to fetch alone (it left, choked us,
+// or let a request time out), for the next peer that asks.
+func (p *picker) release(o *peer) {
+	for piece, owner := range p.single {
+		if owner == o {
+			p.single[piece] = nil
 		}
 	}
-	return from
 }

@@ -67,6 +67,7 @@ type node struct {
 	t    *Torrent
 	addr string
 	done chan error
+	once sync.Once
 }
 
 func startNode(t testing.TB, mi *metainfo.MetaInfo, cfg Config) *node {
@@ -97,7 +98,11 @@ func (n *node) waitComplete(t testing.TB, d time.Duration, what string) {
 	}
 }
 
-func (n *node) stop(t testing.TB) {
+// stop shuts n down and checks that Serve returned; a second call does
+// nothing.
+func (n *node) stop(t testing.TB) { n.once.Do(func() { n.stopOnce(t) }) }
+
+func (n *node) stopOnce(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.t.Shutdown(ctx); err != nil {

@@ -98,9 +98,8 @@ type Torrent struct {
 	picker      *picker
 	peers       map[*peer]struct{}
 	known       map[string]time.Time // addresses heard of, when last dialled
-	banned      map[string]bool      // addresses and peer IDs
-	strikes     map[string]int       // hash failures per peer ID
-	credit      map[string]int       // verified pieces per peer ID
+	banned      map[string]bool      // IP addresses proven to send bad data (smartban.go)
+	smart       smartBan
 	choker      *choker
 	lastChoke   time.Time
 	resumeDirty bool
@@ -115,6 +114,7 @@ type Torrent struct {
 	uploaded   atomic.Int64 // piece data sent
 	downloaded atomic.Int64 // piece data received and verified
 	wasted     atomic.Int64 // received but failed or duplicate
+	wrote      atomic.Bool  // blocks written since resume data was last saved
 	hashFails  atomic.Int64
 	downMeter  meter
 	upMeter    meter
@@ -210,8 +210,6 @@ func New(mi *metainfo.MetaInfo, cfg Config) (*Torrent, error) {
 		peers:     make(map[*peer]struct{}),
 		known:     make(map[string]time.Time),
 		banned:    make(map[string]bool),
-		strikes:   make(map[string]int),
-		credit:    make(map[string]int),
 		complete:  make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
 		verifySem: make(chan struct{}, runtime.GOMAXPROCS(0)),
@@ -389,7 +387,7 @@ var ErrClosed = errors.New("torrent: closed")
 // AddPeer adds the address of a peer to connect to.
 func (t *Torrent) AddPeer(addr string) {
 	t.mu.Lock()
-	if _, ok := t.known[addr]; !ok && !t.banned[addr] {
+	if _, ok := t.known[addr]; !ok && !t.isBanned(addr) {
 		t.known[addr] = time.Time{}
 	}
 	t.mu.Unlock()
