@@ -458,6 +458,9 @@ func runP2P(ctx context.Context, p Params, nw network, n int, file, dir string, 
 		cfg.Logger, cfg.Choke = p.Logger, choke
 		cfg.SeedRatio, cfg.MaxConns, cfg.WantConns = torrent.SeedForever, 80, 80
 		cfg.Tick = 100 * time.Millisecond
+		if _, lo := nw.(loopback); lo {
+			cfg.MaxConnsPerAddr = -1 // every peer is 127.0.0.1
+		}
 		if nw.shaped() {
 			cfg.UpRate, cfg.DownRate = 0, 0 // the links enforce them
 		}

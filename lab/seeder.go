@@ -25,12 +25,16 @@ type SeederConfig struct {
 	SampleSize int64  `toml:"sample_size"` // bytes
 	PieceSize  int64  `toml:"piece_size"`  // bytes, a power of two
 	UpRate     int64  `toml:"up_rate"`     // bytes/s; 0: unlimited
+	// MaxConnsPerAddr caps the connections from one address; the lab's
+	// default is 64, as every leecher on the lab's machine may dial from
+	// 127.0.0.1 (negative: no cap).
+	MaxConnsPerAddr int `toml:"max_conns_per_addr"`
 }
 
 func init() {
 	Register("seeder", "a BitTorrent peer seeding a sample file it makes (p2p/torrent)",
 		func() *SeederConfig {
-			return &SeederConfig{Port: 6881, Name: "sample.bin", SampleSize: 4 << 20, PieceSize: 256 << 10}
+			return &SeederConfig{Port: 6881, Name: "sample.bin", SampleSize: 4 << 20, PieceSize: 256 << 10, MaxConnsPerAddr: 64}
 		},
 		validateSeeder, startSeeder)
 }
@@ -116,7 +120,7 @@ func startSeeder(ctx context.Context, env *Env, c *SeederConfig) (Service, error
 	}
 	t, err := torrent.New(mi, torrent.Config{
 		Dir: dir, Host: env.Host, Tracer: env.Tracer, Logger: env.Logger,
-		UpRate: c.UpRate, SeedRatio: torrent.SeedForever, Announcer: torrent.TrackerAnnouncer(env.Tracer),
+		UpRate: c.UpRate, MaxConnsPerAddr: c.MaxConnsPerAddr, SeedRatio: torrent.SeedForever, Announcer: torrent.TrackerAnnouncer(env.Tracer),
 	})
 	if err != nil {
 		return nil, err

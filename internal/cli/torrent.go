@@ -146,6 +146,7 @@ type torrentFlags struct {
 	upRate, downRate  string
 	seedRatio         float64
 	maxConns          int
+	maxConnsPerAddr   int
 	chokeInterval     time.Duration
 	optimisticEvery   time.Duration
 	noTracker, verify bool
@@ -160,6 +161,7 @@ func (tf *torrentFlags) add(cmd *cobra.Command, defaultRatio float64) {
 	f.StringVar(&tf.downRate, "down-rate", "0", "download limit in bytes/s, e.g. 1MiB (0: none)")
 	f.Float64Var(&tf.seedRatio, "seed-ratio", defaultRatio, "after completing, seed until uploaded/size reaches this (0: leave at once; -1: until Ctrl-C)")
 	f.IntVar(&tf.maxConns, "max-conns", 50, "connections at most")
+	f.IntVar(&tf.maxConnsPerAddr, "max-conns-per-addr", torrent.DefaultMaxConnsPerAddr, "incoming connections at most from one address (IPv4 address or IPv6 /64); negative: no cap")
 	f.DurationVar(&tf.chokeInterval, "choke-interval", 10*time.Second, "tit-for-tat rechoke period")
 	f.DurationVar(&tf.optimisticEvery, "optimistic-interval", 30*time.Second, "optimistic unchoke period")
 	f.BoolVar(&tf.noTracker, "no-tracker", false, "do not announce to the torrent's trackers")
@@ -257,7 +259,7 @@ func (a *app) runTorrent(ctx context.Context, file, dir string, tf *torrentFlags
 	ratio := tf.seedRatio
 	cfg := torrent.Config{
 		Dir: dir, Host: "peer", Tracer: a.tracer, Logger: a.logger,
-		MaxConns: tf.maxConns, UpRate: up, DownRate: down, SeedRatio: &ratio, Verify: tf.verify,
+		MaxConns: tf.maxConns, MaxConnsPerAddr: tf.maxConnsPerAddr, UpRate: up, DownRate: down, SeedRatio: &ratio, Verify: tf.verify,
 		Choke:           torrent.ChokeConfig{Interval: tf.chokeInterval, OptimisticEvery: tf.optimisticEvery},
 		DisableTrackers: tf.noTracker,
 	}

@@ -119,7 +119,7 @@ func (t *Torrent) handle(c net.Conn, outbound bool) {
 	stop := context.AfterFunc(t.ctx, func() { c.Close() })
 	defer stop()
 
-	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck
+	c.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout)) //nolint:errcheck
 	ours := peerwire.Handshake{InfoHash: t.infoHash, PeerID: t.cfg.PeerID}
 	var theirs peerwire.Handshake
 	var err error

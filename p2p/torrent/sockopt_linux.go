@@ -2,6 +2,7 @@ package torrent
 
 import (
 	"net"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,12 +18,14 @@ import (
 // with it, 207 MB/s with 128 KiB).
 const notSentLowat = 16 << 10
 
+// tuneConn sets notSentLowat on c's socket, if it has one (a *net.TCPConn,
+// or a connection wrapping one, such as connlimit's).
 func tuneConn(c net.Conn) {
-	tc, ok := c.(*net.TCPConn)
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return
 	}
-	raw, err := tc.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return
 	}

@@ -70,8 +70,14 @@ type node struct {
 	once sync.Once
 }
 
+// startNode starts a Torrent with cfg on 127.0.0.1. Its listener takes
+// any number of connections from one address (every test peer is on
+// 127.0.0.1) unless cfg says otherwise.
 func startNode(t testing.TB, mi *metainfo.MetaInfo, cfg Config) *node {
 	t.Helper()
+	if cfg.MaxConnsPerAddr == 0 {
+		cfg.MaxConnsPerAddr = -1
+	}
 	tor, err := New(mi, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"appnet/internal/connlimit"
 	"appnet/p2p/metainfo"
 	"appnet/p2p/peerwire"
 	"appnet/trace"
@@ -25,6 +26,16 @@ type Config struct {
 	Tracer   *trace.Tracer
 	Logger   *slog.Logger
 	MaxConns int // connections at most; default 50
+	// MaxConnsPerAddr bounds the connections Serve accepts from one
+	// address (an IPv4 address, an IPv6 /64), handshakes in progress
+	// included, so that one host cannot take every slot; 0: the default,
+	// DefaultMaxConnsPerAddr; negative: no cap, for many peers on one
+	// address (the loopback experiment, tests). Serve holds at most
+	// 2*MaxConns connections in all.
+	MaxConnsPerAddr int
+	// HandshakeTimeout cuts a connection whose BitTorrent handshake is
+	// not complete in this long; default 10 s.
+	HandshakeTimeout time.Duration
 	// WantConns is how many connections the torrent tries to keep by
 	// dialling the peers it learns of; default 30.
 	WantConns int
@@ -73,6 +84,12 @@ var (
 
 func ptr[T any](v T) *T { return &v }
 
+// DefaultMaxConnsPerAddr is Config.MaxConnsPerAddr's default. libtorrent
+// allows one connection per IP address; a few more let several clients
+// behind one NAT, or a peer's own reconnection racing its old connection,
+// through, and are still far below MaxConns.
+const DefaultMaxConnsPerAddr = 4
+
 // maxBlockLen is the largest block we serve or accept.
 const maxBlockLen = 128 << 10
 
@@ -89,6 +106,7 @@ type Torrent struct {
 	upLimit  *limiter
 	downLim  *limiter
 	resume   string
+	inLimits *connlimit.Limits // what Serve accepts
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -164,6 +182,12 @@ func New(mi *metainfo.MetaInfo, cfg Config) (*Torrent, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 50
 	}
+	if cfg.MaxConnsPerAddr == 0 {
+		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
 	if cfg.WantConns <= 0 {
 		cfg.WantConns = 30
 	}
@@ -215,6 +239,7 @@ func New(mi *metainfo.MetaInfo, cfg Config) (*Torrent, error) {
 		verifySem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		kick:      make(chan struct{}, 1),
 		listening: make(chan struct{}),
+		inLimits:  connlimit.New(2*cfg.MaxConns, cfg.MaxConnsPerAddr),
 	}
 	if cfg.ListenPort != 0 {
 		close(t.listening)
@@ -338,7 +363,8 @@ func (t *Torrent) Start(ctx context.Context) {
 	}
 }
 
-// Serve accepts peers on ln until Shutdown.
+// Serve accepts peers on ln until Shutdown, at most 2*MaxConns at once and
+// MaxConnsPerAddr from one address.
 func (t *Torrent) Serve(ln net.Listener) error {
 	t.mu.Lock()
 	if t.stopped {
@@ -357,6 +383,8 @@ func (t *Torrent) Serve(ln net.Listener) error {
 		}
 	}
 	t.mu.Unlock()
+	// Connections over the caps are closed as they are accepted.
+	ln = connlimit.Listen(ln, t.inLimits, nil)
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
