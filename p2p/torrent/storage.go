@@ -30,6 +30,7 @@ type FileStorage struct {
 	layout *metainfo.Layout
 	files  []*os.File // nil for empty files
 	empty  bool       // every file was new or empty when opened
+	opened []FileState
 
 	mu     sync.Mutex
 	dirty  []bool // written since the last Sync
@@ -69,6 +70,7 @@ func OpenFiles(dir string, info *metainfo.Info) (*FileStorage, error) {
 		if st.Size() > 0 {
 			s.empty = false
 		}
+		s.opened = append(s.opened, FileState{Size: st.Size(), MTime: st.ModTime()})
 		if st.Size() != fe.Length {
 			if err := f.Truncate(fe.Length); err != nil {
 				s.Close()
@@ -77,6 +79,23 @@ func OpenFiles(dir string, info *metainfo.Info) (*FileStorage, error) {
 		}
 	}
 	return s, nil
+}
+
+// Opened returns each file's size and modification time as they were
+// when OpenFiles found them, before it created or resized any.
+func (s *FileStorage) Opened() []FileState { return s.opened }
+
+// FileStates returns each file's size and modification time now.
+func (s *FileStorage) FileStates() ([]FileState, error) {
+	out := make([]FileState, len(s.files))
+	for i, f := range s.files {
+		st, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("torrent: %w", err)
+		}
+		out[i] = FileState{Size: st.Size(), MTime: st.ModTime()}
+	}
+	return out, nil
 }
 
 // Empty reports whether every file was new (or of length 0) when opened:

@@ -102,6 +102,7 @@ type Torrent struct {
 	layout   *metainfo.Layout
 	infoHash [20]byte
 	st       Storage
+	files    *FileStorage // st, for the files' sizes and times
 	log      *slog.Logger
 	upLimit  *limiter
 	downLim  *limiter
@@ -230,6 +231,7 @@ func New(mi *metainfo.MetaInfo, cfg Config) (*Torrent, error) {
 		layout:    metainfo.NewLayout(&mi.Info),
 		infoHash:  mi.InfoHash(),
 		st:        st,
+		files:     st,
 		log:       cfg.Logger.With("torrent", mi.Info.Name),
 		peers:     make(map[*peer]struct{}),
 		known:     make(map[string]time.Time),
@@ -280,17 +282,81 @@ func randSeed() uint64 {
 }
 
 // checkExisting decides which pieces are already on disk: from resume
-// data when it exists (and Verify is off), otherwise by hashing every
-// piece, in parallel on all cores.
+// data when it exists (and Verify is off), with the recorded pieces of
+// files changed since hashed again; otherwise by hashing every piece. Hashing
+// runs in parallel on all cores.
 func (t *Torrent) checkExisting() (bitset, error) {
 	n := t.layout.NumPieces
 	if !t.cfg.Verify {
-		if have, ok := readResume(t.resume, t.infoHash, n); ok {
-			t.log.Debug("resume data", "pieces", have.count(), "of", n)
+		if have, files, ok := readResume(t.resume, t.infoHash, n); ok {
+			changed := t.changedFiles(files)
+			var recheck []int
+			for i := range n {
+				if have.get(i) && t.touchesAny(i, changed) {
+					recheck = append(recheck, i)
+				}
+			}
+			if len(recheck) == 0 {
+				t.log.Debug("resume data", "pieces", have.count(), "of", n)
+				return have, nil
+			}
+			good, err := t.hashPieces(recheck)
+			if err != nil {
+				return have, err
+			}
+			bad := 0
+			for _, i := range recheck {
+				if !good.get(i) {
+					have.w[i>>6] &^= 1 << (uint(i) & 63)
+					bad++
+				}
+			}
+			t.log.Info("files changed since the resume data: their pieces were checked again", "checked", len(recheck), "failed", bad, "pieces", have.count(), "of", n)
 			return have, nil
 		}
 	}
-	have := newBitset(n)
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	have, err := t.hashPieces(all)
+	if err != nil {
+		return have, err
+	}
+	t.log.Debug("checked existing data", "pieces", have.count(), "of", n)
+	return have, nil
+}
+
+// changedFiles reports, per file, whether its size or modification time
+// when opened differs from what resume data recorded (every file, if the
+// record does not match the torrent's files).
+func (t *Torrent) changedFiles(recorded []FileState) []bool {
+	opened := t.files.Opened()
+	changed := make([]bool, len(opened))
+	for i, o := range opened {
+		changed[i] = len(recorded) != len(opened) || recorded[i].Size != o.Size || !recorded[i].MTime.Equal(o.MTime)
+	}
+	return changed
+}
+
+// touchesAny reports whether piece i has bytes in a file marked in files.
+func (t *Torrent) touchesAny(i int, files []bool) bool {
+	spans, err := t.layout.Spans(t.layout.PieceOffset(i), t.layout.PieceSize(i))
+	if err != nil {
+		return true
+	}
+	for _, sp := range spans {
+		if files[sp.File] {
+			return true
+		}
+	}
+	return false
+}
+
+// hashPieces checks the given pieces against their hashes, in parallel on
+// all cores, and returns those that match.
+func (t *Torrent) hashPieces(pieces []int) (bitset, error) {
+	have := newBitset(t.layout.NumPieces)
 	var mu sync.Mutex
 	var firstErr error
 	next := atomic.Int64{}
@@ -301,30 +367,26 @@ func (t *Torrent) checkExisting() (bitset, error) {
 			defer wg.Done()
 			var buf []byte
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
+				k := int(next.Add(1) - 1)
+				if k >= len(pieces) {
 					return
 				}
 				var ok bool
 				var err error
-				ok, buf, err = verifyPiece(t.st, t.layout, t.info, i, buf)
+				ok, buf, err = verifyPiece(t.st, t.layout, t.info, pieces[k], buf)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 				}
 				if ok {
-					have.set(i)
+					have.set(pieces[k])
 				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return have, firstErr
-	}
-	t.log.Debug("checked existing data", "pieces", have.count(), "of", n)
-	return have, nil
+	return have, firstErr
 }
 
 // FinishedAt returns when the last missing piece was verified, or the zero
@@ -467,10 +529,13 @@ func isClosed(c chan struct{}) bool {
 	}
 }
 
-// saveResume syncs the data and then records the verified pieces.
+// saveResume syncs the data and then records the verified pieces and the
+// files' sizes and times, when a piece was verified or a block written
+// since the last record.
 func (t *Torrent) saveResume() error {
 	t.mu.Lock()
-	if !t.resumeDirty {
+	wrote := t.wrote.Swap(false)
+	if !t.resumeDirty && !wrote {
 		t.mu.Unlock()
 		return nil
 	}
@@ -478,11 +543,24 @@ func (t *Torrent) saveResume() error {
 	have := bitset{w: append([]uint64(nil), t.picker.have.w...), n: t.picker.have.n}
 	t.mu.Unlock()
 	// Data first, then the record that claims it: after a crash the
-	// record never names a piece that is not on disk.
-	if err := t.st.Sync(); err != nil {
-		return err
+	// record never names a piece that is not on disk. The files' times
+	// are read after the sync, so they cover every write it made durable.
+	err := t.st.Sync()
+	var states []FileState
+	if err == nil {
+		states, err = t.files.FileStates()
 	}
-	return writeResume(t.resume, t.infoHash, &have)
+	if err == nil {
+		err = writeResume(t.resume, t.infoHash, states, &have)
+	}
+	if err != nil {
+		// Try again next time.
+		t.mu.Lock()
+		t.resumeDirty = true
+		t.wrote.Store(true)
+		t.mu.Unlock()
+	}
+	return err
 }
 
 // Status is a snapshot of a torrent's progress.
