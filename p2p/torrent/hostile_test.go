@@ -194,7 +194,7 @@ func bannedIP(tr *Torrent, ip string) bool {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for k, v := range tr.banned {
-		if v && (k == ip || strings.HasPrefix(k, ip+":")) {
+		if v && (k == ip || strings.HasPrefix(k, ip+":") || k == ip+"/32") {
 			return true
 		}
 	}

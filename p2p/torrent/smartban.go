@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"appnet/internal/connlimit"
 )
 
 // Smart ban: finding who sent bad data, and banning no one else.
@@ -27,9 +29,9 @@ import (
 // And a block is taken only from the peer it was asked of (onPiece), so a
 // peer cannot slip blocks into a piece fetched from someone else.
 //
-// A ban is of the peer's IP address, as libtorrent's are: a new port or
-// peer ID does not bring it back (and peers behind one NAT share its
-// fate). The bookkeeping is bounded: at most maxSmartBanBlocks remembered
+// A ban is of the peer's IP address (an IPv6 /64), as libtorrent's are of
+// its address: a new port or peer ID does not bring it back (and peers
+// behind one NAT share its fate). The bookkeeping is bounded: at most maxSmartBanBlocks remembered
 // blocks (32 bytes each), the oldest failed piece forgotten first, which
 // can only spare a liar, never ban an honest peer. Hashing happens only
 // for pieces that failed and for their later good copy, off the lock: the
@@ -46,7 +48,7 @@ type blockSum [16]byte
 // sender names the peer behind a connection for bans: its IP address,
 // and for logs its address and ID.
 type sender struct {
-	ip   string
+	ip   string // the ban key (ipOf): IPv4 address or IPv6 /64
 	addr string
 	id   string
 }
@@ -110,15 +112,19 @@ func blockSums(data []byte) []blockSum {
 	return sums
 }
 
-// ipOf returns the IP address of a host:port, the key of bans (the host
-// as given when it is not an IP address).
+// ipOf returns the key of bans for a host:port: its source as
+// internal/connlimit counts them, the IPv4 address or the IPv6 /64 (a host
+// is given a /64, and rotating through it must not escape a ban); the host
+// as given when it is not an IP address.
 func ipOf(addr string) string {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		host = addr
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return ip.Unmap().WithZone("").String()
+		if src, ok := connlimit.SourceIP(ip); ok {
+			return src.String()
+		}
 	}
 	return host
 }

@@ -38,7 +38,7 @@ func TestSmartBanComparesBlocks(t *testing.T) {
 		t.Error("the failed piece is not fetched from one peer alone")
 	}
 	tr.piecePassed(0, blockSums(good))
-	if !tr.banned["127.0.0.3"] || tr.banned["127.0.0.1"] || tr.banned["127.0.0.5"] {
+	if !tr.banned["127.0.0.3/32"] || tr.banned["127.0.0.1/32"] || tr.banned["127.0.0.5/32"] {
 		t.Errorf("after the good copy: banned %v, want the liar's address alone", tr.banned)
 	}
 	if tr.smart.has(0) || tr.smart.blocks != 0 {
@@ -47,7 +47,7 @@ func TestSmartBanComparesBlocks(t *testing.T) {
 	// A whole piece from one peer that fails proves that peer bad.
 	alone := testPeer("127.0.0.9:1")
 	tr.pieceFailed(1, []*peer{alone, alone, alone, alone}, blockSums(bad))
-	if !tr.banned["127.0.0.9"] {
+	if !tr.banned["127.0.0.9/32"] {
 		t.Error("a peer that sent a whole bad piece is not banned")
 	}
 	tr.mu.Unlock()
@@ -95,5 +95,20 @@ func TestPickerSinglePeerPiece(t *testing.T) {
 	p.release(a)
 	if got := p.pickFor(b, &all, true, 8, none, time.Time{}, noDue); len(got) != 4 || got[0].piece != 0 || p.single[0] != b {
 		t.Fatalf("after its peer left: %v, owner %p (b %p)", got, p.single[0], b)
+	}
+}
+
+// Bans are keyed by source: an IPv4 address, or an IPv6 /64.
+func TestBanKey(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.3:6881":            "127.0.0.3/32",
+		"[2001:db8:1:2::9]:6881":    "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::]:1":   "2001:db8:1:2::/64",
+		"[::ffff:10.0.0.1]:5":       "10.0.0.1/32",
+		"tracker.example.test:6881": "tracker.example.test",
+	} {
+		if got := ipOf(addr); got != want {
+			t.Errorf("ipOf(%s) = %s, want %s", addr, got, want)
+		}
 	}
 }
