@@ -230,3 +230,48 @@ func TestUnrequestedBlocksDiscarded(t *testing.T) {
 	}
 	t.Logf("sprayer sent %d blocks before it was dropped; %d bytes discarded", sprayer.sent.Load(), st.Wasted)
 }
+
+// An answer to a request we dropped (cancelled in endgame, discarded by a
+// choke, timed out) is late, not hostile: it is not counted against the
+// peer. Blocks never asked for are, and past maxUnrequested the peer is
+// dropped.
+func TestLateBlocksAreNotHostile(t *testing.T) {
+	_, mi := makeTorrent(t, 256<<10, 64<<10)
+	tr, err := New(mi, Config{Dir: t.TempDir(), DisableTrackers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Shutdown(t.Context()) //nolint:errcheck
+	p := testPeer("127.0.0.3:1")
+	p.asked, p.late, p.peerChoking = make(map[block]time.Time), make(map[block]time.Time), true
+	all := fullSet(mi.Info.NumPieces())
+	tr.mu.Lock()
+	blocks := tr.picker.pickFor(p, &all, true, 4, func(block) bool { return false }, time.Now(), func(int) time.Time { return time.Now() })
+	for _, b := range blocks {
+		p.asked[b] = time.Now()
+	}
+	for _, b := range blocks {
+		tr.dropRequest(p, b, time.Now())
+	}
+	tr.mu.Unlock()
+	for _, b := range blocks {
+		if err := tr.onPiece(p, uint32(b.piece), uint32(b.index*BlockSize), make([]byte, BlockSize)); err != nil {
+			t.Fatalf("a late block: %v", err)
+		}
+	}
+	if p.unrequested != 0 {
+		t.Fatalf("late blocks counted as %d unrequested bytes", p.unrequested)
+	}
+	// The same blocks again: no request, no recent drop. Up to
+	// maxUnrequested they are discarded; past it the peer is dropped.
+	var sent int
+	for sent = 0; sent <= maxUnrequested; sent += BlockSize {
+		b := blocks[(sent/BlockSize)%len(blocks)]
+		if err := tr.onPiece(p, uint32(b.piece), uint32(b.index*BlockSize), make([]byte, BlockSize)); err != nil {
+			break
+		}
+	}
+	if sent != maxUnrequested {
+		t.Fatalf("dropped after %d unrequested bytes, want just past %d", sent+BlockSize, maxUnrequested)
+	}
+}
