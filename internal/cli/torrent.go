@@ -180,7 +180,9 @@ func (a *app) torrentGetCommand() *cobra.Command {
 		Long: `Get joins the torrent's swarm through its trackers (and --peer addresses),
 downloads the missing pieces rarest first, verifies each, and uploads to others
 as it goes (tit-for-tat). A restart after a crash fetches only the pieces that
-were not verified before it. Progress shows as a bar on a terminal and as
+were not verified before it; a file changed on disk since is checked again
+first. A peer that sends bad data is banned once it is proven to (smart ban);
+one that sends blocks it was not asked for is dropped. Progress shows as a bar on a terminal and as
 status lines otherwise.`,
 		Example: `  appnet torrent get photos.torrent -o ./downloads --seed-ratio 0
   appnet torrent get photos.torrent -o ./downloads --no-tracker --dht 127.0.0.1:4000   # trackerless, through appnet chord node`,

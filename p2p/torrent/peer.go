@@ -189,7 +189,8 @@ func (t *Torrent) handle(c net.Conn, outbound bool) {
 	default:
 		tc.Notef("closed: %v", err)
 		var pe *peerwire.ProtocolError
-		if errors.As(err, &pe) {
+		var ep errProtocol
+		if errors.As(err, &pe) || errors.As(err, &ep) {
 			t.log.Info("peer broke the protocol", "peer", addr, "err", err)
 		}
 	}
