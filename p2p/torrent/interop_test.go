@@ -112,6 +112,8 @@ func TestInteropAria2Seeds(t *testing.T) {
 	wctx, wcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer wcancel()
 	if err := leecher.t.Wait(wctx); err != nil {
+		cancel()
+		seeder.Wait() // its output is read only after it has stopped writing
 		t.Fatalf("appnet leecher: %v, status %+v\naria2c:\n%s", err, leecher.t.Status(), seederOut.String())
 	}
 	sameFile(t, filepath.Join(srcDir, mi.Info.Name), filepath.Join(leecher.t.cfg.Dir, mi.Info.Name))
@@ -151,6 +153,8 @@ func TestInteropTransmissionSeeds(t *testing.T) {
 	wctx, wcancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer wcancel()
 	if err := leecher.t.Wait(wctx); err != nil {
+		cancel()
+		seeder.Wait() // its output is read only after it has stopped writing
 		tail := log.String()
 		if len(tail) > 2000 {
 			tail = tail[len(tail)-2000:]
