@@ -49,6 +49,15 @@ type Client struct {
 	UDPRetries int
 	// MaxResponse bounds an HTTP response body (default 1 MiB).
 	MaxResponse int64
+	// Key is sent with every announce whose Request has no Key of its own
+	// (HTTP key=, BEP 7; the key field of BEP 15). Trackers let only an
+	// announce with the same key move or stop the peer, so it stays the
+	// same for the Client's life. Zero: a random key, drawn once per
+	// Client.
+	Key uint32
+
+	keyOnce sync.Once
+	key     uint32
 
 	mu    sync.Mutex
 	conns map[string]udpConnID // by tracker address
@@ -82,6 +91,20 @@ func (c *Client) Announce(ctx context.Context, announceURL string, req Request) 
 		return c.AnnounceUDP(ctx, announceURL, req)
 	}
 	return Response{}, fmt.Errorf("tracker: %q: not an http, https or udp URL", announceURL)
+}
+
+// sessionKey returns the key of the Client's announces: Key, or a random
+// one that is never zero (zero is "no key").
+func (c *Client) sessionKey() uint32 {
+	c.keyOnce.Do(func() {
+		c.key = c.Key
+		for c.key == 0 {
+			var b [4]byte
+			rand.Read(b[:])
+			c.key = binary.BigEndian.Uint32(b[:])
+		}
+	})
+	return c.key
 }
 
 // Scrape asks the tracker at announceURL for the counts of the given
@@ -225,6 +248,7 @@ type dictPeer struct {
 
 // AnnounceHTTP announces req to an http:// or https:// tracker.
 func (c *Client) AnnounceHTTP(ctx context.Context, announceURL string, req Request) (Response, error) {
+	req.Key = cmp.Or(req.Key, c.sessionKey())
 	u := withQuery(announceURL, AnnounceQuery(req))
 	tc := c.Tracer.Conv(c.Host, "tracker/http", trace.Client, nil, urlAddr(hostOf(announceURL)))
 	if tc != nil {
@@ -420,6 +444,7 @@ func udpTracker(announceURL string) (string, error) {
 
 // AnnounceUDP announces req to a udp:// tracker (BEP 15).
 func (c *Client) AnnounceUDP(ctx context.Context, announceURL string, req Request) (Response, error) {
+	req.Key = cmp.Or(req.Key, c.sessionKey())
 	host, err := udpTracker(announceURL)
 	if err != nil {
 		return Response{}, err

@@ -338,7 +338,7 @@ func (s *Server) appendAnnounce(b []byte, q *announceQuery, out *announceOut) []
 		for _, p := range out.peers {
 			b = append(b, "d2:ip"...)
 			b = appendString(b, p.Addr.Addr().String())
-			if !q.noPeerID {
+			if s.ShowPeerIDs && !q.noPeerID {
 				b = append(b, "7:peer id"...)
 				b = appendBytes(b, p.ID[:])
 			}

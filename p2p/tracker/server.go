@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"appnet/internal/connlimit"
 	"appnet/trace"
 )
 
@@ -27,7 +28,35 @@ const (
 	DefaultMaxPeers       = 20_000 // per torrent
 	DefaultMaxScrape      = 74     // what fits in one UDP scrape (BEP 15)
 	DefaultMaxHeaderBytes = 16 << 10
+
+	// DefaultMaxPeersPerAddr is the most peers one source address (an
+	// IPv4 address, an IPv6 /64) may have in one swarm: enough for the
+	// households and NATs that share an address, far too few to fill a
+	// swarm.
+	DefaultMaxPeersPerAddr = 16
+	// DefaultAnnounceRate and DefaultAnnounceBurst are the announces one
+	// source address may make: a burst of 100 (a client starting many
+	// torrents), then 10 a second (18,000 torrents at the default interval).
+	DefaultAnnounceRate  = 10
+	DefaultAnnounceBurst = 100
+	// DefaultRateSources bounds the addresses whose announce rate is
+	// followed at once: 65,536 × about 140 bytes, 9 MiB.
+	DefaultRateSources = 1 << 16
+	// DefaultMaxBytes bounds the memory of all swarms: about a million
+	// peers (PeerBytes each).
+	DefaultMaxBytes = 256 << 20
+	// DefaultMaxConns and DefaultMaxConnsPerAddr bound the HTTP
+	// connections held at once, in total and from one source address.
+	DefaultMaxConns        = 2048
+	DefaultMaxConnsPerAddr = 32
+	// DefaultReadHeaderTimeout is how long an HTTP connection has to send
+	// a request's headers, the first request's or a later one's.
+	DefaultReadHeaderTimeout = 5 * time.Second
 )
+
+// PeerBytes is what the store counts for one peer against MaxBytes (a
+// swarm costs about as much again, once).
+const PeerBytes = peerBytes
 
 // Server is a BitTorrent tracker over HTTP (Serve) and UDP (ServeUDP),
 // both answering from one in-memory store. Set its fields before the first
@@ -56,6 +85,39 @@ type Server struct {
 	MaxTorrents int
 	MaxPeers    int
 	MaxScrape   int
+	// MaxBytes bounds the store's memory across all swarms (default 256
+	// MiB; PeerBytes a peer): a new peer beyond it makes the tracker
+	// forget the least recently seen peers, of any swarm. Negative: no
+	// bound.
+	MaxBytes int64
+	// MaxPeersPerAddr is the most peers of one swarm from one source
+	// address (an IPv4 address or an IPv6 /64; default 16): one more is
+	// refused with a failure reason. The address is the peer's as settled
+	// from its source (see the package doc). Negative: no limit, for
+	// experiments that run every peer on one address.
+	MaxPeersPerAddr int
+	// AnnounceRate and AnnounceBurst bound the announces of one source
+	// address, as a token bucket (default 10 a second, bursts of 100); an
+	// announce beyond them is refused with a failure reason. RateSources
+	// bounds the buckets kept (default 65,536; the least recently used
+	// goes first, an idle one at once). A negative AnnounceRate means no
+	// limit.
+	AnnounceRate  float64
+	AnnounceBurst int
+	RateSources   int
+	// ShowPeerIDs gives each peer's peer_id in dictionary-model answers
+	// (compact=0) unless the peer asks no_peer_id=1. By default peer IDs
+	// are never given: they name the client and its version, and a peer
+	// that knows another's peer_id is one step closer to posing as it.
+	ShowPeerIDs bool
+	// MaxConns and MaxConnsPerAddr bound the HTTP connections held at
+	// once, in total (default 2048) and from one source address (default
+	// 32); a connection over either is closed at once. Negative: no cap.
+	// ReadHeaderTimeout (default 5 s) cuts a connection that is slow to
+	// send a request's headers.
+	MaxConns          int
+	MaxConnsPerAddr   int
+	ReadHeaderTimeout time.Duration
 	// Whitelist, when not nil, is the set of info hashes served; announces
 	// for others are refused and scrapes leave them out.
 	Whitelist map[Hash]bool
@@ -74,6 +136,7 @@ type Server struct {
 	initOnce sync.Once
 	st       *store
 	hs       *http.Server
+	conns    *connlimit.Limits
 	secret   []byte
 	macs     sync.Pool // of keyed HMACs for UDP connection IDs
 
@@ -101,17 +164,26 @@ func (s *Server) init() {
 			rand.Read(s.secret)
 		}
 		s.stop = make(chan struct{})
+		s.conns = connlimit.New(orNone(s.MaxConns, DefaultMaxConns), orNone(s.MaxConnsPerAddr, DefaultMaxConnsPerAddr))
 		s.hs = &http.Server{
 			Handler:           s,
-			ReadHeaderTimeout: 10 * time.Second,
+			ReadHeaderTimeout: cmp.Or(s.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			IdleTimeout:       30 * time.Second,
 			MaxHeaderBytes:    DefaultMaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
 			ConnState:         s.connState,
 		}
 	})
+}
+
+// orNone resolves a limit: zero means def, negative none (0).
+func orNone[T int | int64 | float64](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return max(v, 0)
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -201,6 +273,21 @@ func (s *Server) Size() (torrents, peers int) {
 	return s.st.size()
 }
 
+// Memory returns the bytes the store counts for its swarms (see MaxBytes)
+// and the peers it forgot so far to stay within MaxBytes.
+func (s *Server) Memory() (bytes, evicted int64) {
+	s.init()
+	return s.st.memory()
+}
+
+// ConnStats returns the HTTP connections held now, the source addresses
+// holding them and the connections refused so far by MaxConns and
+// MaxConnsPerAddr.
+func (s *Server) ConnStats() (active, sources int, refused int64) {
+	s.init()
+	return s.conns.Stats()
+}
+
 // ListenAndServe serves HTTP on the TCP address addr.
 func (s *Server) ListenAndServe(addr string) error {
 	ln, err := net.Listen("tcp", addr)
@@ -220,7 +307,9 @@ func (s *Server) ListenAndServeUDP(addr string) error {
 }
 
 // Serve answers HTTP announces and scrapes on ln until Shutdown, and
-// returns ErrServerClosed then. It closes ln.
+// returns ErrServerClosed then. It closes ln. It holds at most MaxConns
+// connections, MaxConnsPerAddr from one address, and closes the others
+// as they come.
 func (s *Server) Serve(ln net.Listener) error {
 	s.init()
 	if s.closing.Load() {
@@ -228,7 +317,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.startJanitor()
-	err := s.hs.Serve(ln)
+	err := s.hs.Serve(connlimit.Listen(ln, s.conns, nil))
 	if errors.Is(err, http.ErrServerClosed) {
 		return ErrServerClosed
 	}
@@ -310,14 +399,22 @@ func (s *Server) announceBuf(req Request, source netip.Addr, family int, peers [
 		return announceOut{}, refuse("info_hash: %s is not served by this tracker", req.InfoHash)
 	}
 	in := announceIn{
-		req:       req,
-		addr:      peerAddr(source, req.IP, req.Port),
-		now:       s.now(),
-		numwant:   s.numwant(req.NumWant),
-		family:    family,
-		maxSwarms: cmp.Or(s.MaxTorrents, DefaultMaxTorrents),
-		maxPeers:  cmp.Or(s.MaxPeers, DefaultMaxPeers),
-		dst:       peers,
+		req:     req,
+		addr:    peerAddr(source, req.IP, req.Port),
+		from:    sourceOf(source),
+		now:     s.now(),
+		numwant: s.numwant(req.NumWant),
+		family:  family,
+		limits: limits{
+			maxSwarms:   cmp.Or(s.MaxTorrents, DefaultMaxTorrents),
+			maxPeers:    cmp.Or(s.MaxPeers, DefaultMaxPeers),
+			maxPerAddr:  orNone(s.MaxPeersPerAddr, DefaultMaxPeersPerAddr),
+			maxBytes:    orNone(s.MaxBytes, DefaultMaxBytes),
+			rate:        orNone(s.AnnounceRate, DefaultAnnounceRate),
+			burst:       float64(max(orNone(s.AnnounceBurst, DefaultAnnounceBurst), 1)),
+			rateSources: orNone(s.RateSources, DefaultRateSources),
+		},
+		dst: peers,
 	}
 	return s.st.announce(&in)
 }

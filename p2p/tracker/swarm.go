@@ -6,28 +6,71 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+	"unsafe"
+
+	"appnet/internal/connlimit"
 )
 
 // peer is one member of a swarm, as the store keeps it.
 type peer struct {
 	id         Hash
 	addr       netip.AddrPort
+	src        srcKey // the source addr counts against in its swarm
 	key        uint32
 	hasKey     bool
+	completed  bool // a completed event was counted for it
 	left       int64
 	uploaded   int64
 	downloaded int64
 	last       time.Time // last announce
-	idx        int       // position in swarm.list
-	completed  bool      // a completed event was counted for it
+	idx        int       // position in sw.list
+	sw         *swarm
+	// older and newer link the store's peers in the order of their last
+	// announce, for expiry and eviction without a scan.
+	older, newer *peer
 }
 
 func (p *peer) seeder() bool { return p.left == 0 }
 
+// claim checks that an announce may change or stop p. A peer that gave a
+// key is held by that key (BEP 7's key, BEP 15's key field): an announce
+// without the same key is refused, from any address. A peer that gave
+// none is held by its IP address: an announce from another one is
+// refused, since anyone can copy a peer_id seen in a dictionary-model
+// answer or on the wire. A peer without a key takes the first key it
+// sends from its own address.
+func (p *peer) claim(r *Request, addr netip.AddrPort) error {
+	if p.hasKey {
+		if r.Key != p.key {
+			return refuse("key: peer_id %s announced with another key", r.PeerID.short())
+		}
+		return nil
+	}
+	if addr.Addr() != p.addr.Addr() {
+		return refuse("peer_id: %s is in use from another address (a peer moves only with the key it announced)", r.PeerID.short())
+	}
+	return nil
+}
+
+// srcKey is the source a peer counts against in a swarm: its IPv4 address
+// or its IPv6 /64 (internal/connlimit's grouping), as 16 bytes.
+type srcKey [16]byte
+
+func sourceOf(a netip.Addr) srcKey {
+	p, ok := connlimit.SourceIP(a)
+	if !ok {
+		return srcKey{}
+	}
+	return p.Addr().As16()
+}
+
 // swarm is the set of peers of one info hash. list holds the same peers as
-// byID, so that a random peer is one index away.
+// byID, so that a random peer is one index away; perSrc counts them by
+// source.
 type swarm struct {
+	hash      Hash
 	byID      map[Hash]*peer
+	perSrc    map[srcKey]int32
 	list      []*peer
 	seeders   int
 	completed int // completed events ever (scrape's "downloaded")
@@ -35,8 +78,10 @@ type swarm struct {
 
 func (sw *swarm) add(p *peer) {
 	p.idx = len(sw.list)
+	p.sw = sw
 	sw.list = append(sw.list, p)
 	sw.byID[p.id] = p
+	sw.perSrc[p.src]++
 	if p.seeder() {
 		sw.seeders++
 	}
@@ -49,8 +94,15 @@ func (sw *swarm) remove(p *peer) {
 	sw.list[len(sw.list)-1] = nil
 	sw.list = sw.list[:len(sw.list)-1]
 	delete(sw.byID, p.id)
+	sw.unsource(p.src)
 	if p.seeder() {
 		sw.seeders--
+	}
+}
+
+func (sw *swarm) unsource(src srcKey) {
+	if sw.perSrc[src]--; sw.perSrc[src] <= 0 {
+		delete(sw.perSrc, src)
 	}
 }
 
@@ -58,12 +110,29 @@ func (sw *swarm) stats() ScrapeStats {
 	return ScrapeStats{Complete: sw.seeders, Incomplete: len(sw.list) - sw.seeders, Downloaded: sw.completed}
 }
 
+// The store's memory is counted in bytes by these estimates, measured by
+// TestMemoryBound against the Go heap: a peer is its struct, its entries
+// in byID and perSrc and its slot in list (Go maps take about twice
+// their entries' bytes); a swarm is its struct and its empty maps.
+// Maps and lists that shrank keep their capacity until their swarm goes,
+// which these counts do not see.
+const (
+	peerBytes  = int64(unsafe.Sizeof(peer{})) + 2*(HashSize+8) + 2*(16+4) + 8
+	swarmBytes = int64(unsafe.Sizeof(swarm{})) + 2*48 + HashSize + 8
+)
+
 // store holds every swarm. One mutex guards it; no I/O happens under it.
 type store struct {
-	mu     sync.Mutex
-	swarms map[Hash]*swarm
-	peers  int // peers in all swarms
-	rng    *rand.Rand
+	mu      sync.Mutex
+	swarms  map[Hash]*swarm
+	peers   int   // peers in all swarms
+	bytes   int64 // their cost: peerBytes each, swarmBytes a swarm
+	evicted int64 // peers forgotten to stay within the byte bound
+	// newest and oldest are the ends of the list of every peer by last
+	// announce.
+	newest, oldest *peer
+	rate           rateTable
+	rng            *rand.Rand
 
 	// scratch space of pick, reused under mu
 	cand []*peer
@@ -77,14 +146,24 @@ func newStore(seed uint64) *store {
 // announceIn is an announce as the store sees it: the request with its
 // address settled and its limits resolved.
 type announceIn struct {
-	req       Request
-	addr      netip.AddrPort // the peer's address
-	now       time.Time
-	numwant   int
-	family    int // 4 or 6: only peers of that family (UDP); 0: any
-	maxSwarms int
-	maxPeers  int
-	dst       []Peer // pick appends the peers here (reused by the caller)
+	req     Request
+	addr    netip.AddrPort // the peer's address
+	from    srcKey         // the request's source, for the rate limit
+	now     time.Time
+	numwant int
+	family  int // 4 or 6: only peers of that family (UDP); 0: any
+	limits
+	dst []Peer // pick appends the peers here (reused by the caller)
+}
+
+// limits are a Server's bounds, resolved: a value <= 0 means none.
+type limits struct {
+	maxSwarms   int
+	maxPeers    int   // per swarm
+	maxPerAddr  int   // per swarm and source
+	maxBytes    int64 // of all swarms
+	rate, burst float64
+	rateSources int
 }
 
 // announceOut is the store's answer.
@@ -108,49 +187,56 @@ func (s *store) announce(in *announceIn) (announceOut, error) {
 	r := &in.req
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sw := s.swarms[r.InfoHash]
-	if sw == nil {
-		if r.Event == Stopped {
-			return out, nil
-		}
-		if len(s.swarms) >= in.maxSwarms {
-			return out, refuse("info_hash: the tracker is full (%d torrents)", in.maxSwarms)
-		}
-		sw = &swarm{byID: make(map[Hash]*peer)}
-		s.swarms[r.InfoHash] = sw
+	if !s.rate.allow(in.from, in.now, &in.limits) {
+		return out, refuse("announce: more than %g announces a second from your address (bursts of %g); slow down", in.rate, in.burst)
 	}
-	p := sw.byID[r.PeerID]
-	if p != nil && p.hasKey && p.addr.Addr() != in.addr.Addr() && (r.Key != p.key) {
-		return out, refuse("key: peer_id %s announced from another address with another key", r.PeerID.short())
+	sw := s.swarms[r.InfoHash]
+	var p *peer
+	if sw != nil {
+		p = sw.byID[r.PeerID]
+	}
+	if p != nil {
+		if err := p.claim(r, in.addr); err != nil {
+			return out, err
+		}
 	}
 	if r.Event == Stopped {
 		if p != nil {
-			sw.remove(p)
-			s.peers--
+			s.drop(p)
 		}
-		out.stats = sw.stats()
-		if len(sw.list) == 0 {
-			delete(s.swarms, r.InfoHash)
+		if sw != nil {
+			out.stats = sw.stats()
 		}
 		return out, nil
 	}
-	if p == nil && len(sw.list) < in.maxPeers {
-		p = &peer{id: r.PeerID, left: r.Left}
+	src := sourceOf(in.addr.Addr())
+	if sw != nil && in.maxPerAddr > 0 && (p == nil || p.src != src) && int(sw.perSrc[src]) >= in.maxPerAddr {
+		return out, refuse("peer_id: this torrent has %d peers from your address already, the most it takes", in.maxPerAddr)
+	}
+	if sw == nil && len(s.swarms) >= in.maxSwarms {
+		return out, refuse("info_hash: the tracker is full (%d torrents)", in.maxSwarms)
+	}
+	if p == nil && (sw == nil || len(sw.list) < in.maxPeers) && in.maxPeers > 0 {
+		need := peerBytes
+		if sw == nil {
+			need += swarmBytes
+		}
+		s.makeRoom(need, in.maxBytes)
+		if sw = s.swarms[r.InfoHash]; sw == nil { // new, or evicted just now
+			sw = &swarm{hash: r.InfoHash, byID: make(map[Hash]*peer), perSrc: make(map[srcKey]int32)}
+			s.swarms[r.InfoHash] = sw
+			s.bytes += swarmBytes
+		}
+		p = &peer{id: r.PeerID, left: r.Left, addr: in.addr, src: src}
 		sw.add(p)
 		s.peers++
+		s.bytes += peerBytes
+	}
+	if sw == nil { // a swarm of no peers: MaxPeers < 0
+		return out, nil
 	}
 	if p != nil {
-		if p.seeder() != (r.Left == 0) {
-			if r.Left == 0 {
-				sw.seeders++
-			} else {
-				sw.seeders--
-			}
-		}
-		p.addr, p.left, p.uploaded, p.downloaded, p.last = in.addr, r.Left, r.Uploaded, r.Downloaded, in.now
-		if r.Key != 0 {
-			p.key, p.hasKey = r.Key, true
-		}
+		s.update(p, in, src)
 		out.stored = true
 	}
 	if r.Event == Completed && (p == nil || !p.completed) {
@@ -161,10 +247,80 @@ func (s *store) announce(in *announceIn) (announceOut, error) {
 	}
 	out.stats = sw.stats()
 	out.peers = s.pick(sw, in, p)
-	if len(sw.list) == 0 { // a full swarm of zero peers cannot happen, but a zero MaxPeers can
-		delete(s.swarms, r.InfoHash)
-	}
 	return out, nil
+}
+
+// update records an announce of p, a peer of its swarm, and makes it the
+// newest peer.
+func (s *store) update(p *peer, in *announceIn, src srcKey) {
+	r, sw := &in.req, p.sw
+	if p.seeder() != (r.Left == 0) {
+		if r.Left == 0 {
+			sw.seeders++
+		} else {
+			sw.seeders--
+		}
+	}
+	if p.src != src {
+		sw.unsource(p.src)
+		sw.perSrc[src]++
+		p.src = src
+	}
+	p.addr, p.left, p.uploaded, p.downloaded = in.addr, r.Left, r.Uploaded, r.Downloaded
+	if r.Key != 0 && !p.hasKey {
+		p.key, p.hasKey = r.Key, true
+	}
+	// The list stays in order of last even if the clock steps back.
+	p.last = in.now
+	if s.newest != nil && s.newest != p && p.last.Before(s.newest.last) {
+		p.last = s.newest.last
+	}
+	s.unlink(p)
+	p.older = s.newest
+	if s.newest != nil {
+		s.newest.newer = p
+	}
+	s.newest = p
+	if s.oldest == nil {
+		s.oldest = p
+	}
+}
+
+// unlink takes p out of the list by last announce (if it is in it).
+func (s *store) unlink(p *peer) {
+	if p.newer != nil {
+		p.newer.older = p.older
+	} else if s.newest == p {
+		s.newest = p.older
+	}
+	if p.older != nil {
+		p.older.newer = p.newer
+	} else if s.oldest == p {
+		s.oldest = p.newer
+	}
+	p.older, p.newer = nil, nil
+}
+
+// drop forgets p, and its swarm if p was its last peer.
+func (s *store) drop(p *peer) {
+	sw := p.sw
+	sw.remove(p)
+	s.unlink(p)
+	s.peers--
+	s.bytes -= peerBytes
+	if len(sw.list) == 0 {
+		delete(s.swarms, sw.hash)
+		s.bytes -= swarmBytes
+	}
+}
+
+// makeRoom forgets the least recently seen peers until need more bytes
+// fit in max (<= 0: no bound).
+func (s *store) makeRoom(need, max int64) {
+	for max > 0 && s.bytes+need > max && s.oldest != nil {
+		s.drop(s.oldest)
+		s.evicted++
+	}
 }
 
 // pick chooses up to in.numwant peers at random for the announcing peer
@@ -248,25 +404,16 @@ func (s *store) scrape(hashes []Hash) []ScrapeStats {
 }
 
 // expire forgets every peer whose last announce is before deadline and
-// every swarm left empty. It returns the number of peers forgotten.
+// every swarm left empty, oldest first, without looking at the others. It
+// returns the number of peers forgotten.
 func (s *store) expire(deadline time.Time) int {
 	n := 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for h, sw := range s.swarms {
-		for i := 0; i < len(sw.list); {
-			if p := sw.list[i]; p.last.Before(deadline) {
-				sw.remove(p) // moves the last peer to i: look at i again
-				n++
-				continue
-			}
-			i++
-		}
-		if len(sw.list) == 0 {
-			delete(s.swarms, h)
-		}
+	for s.oldest != nil && s.oldest.last.Before(deadline) {
+		s.drop(s.oldest)
+		n++
 	}
-	s.peers -= n
 	return n
 }
 
@@ -288,4 +435,10 @@ func (s *store) size() (swarms, peers int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.swarms), s.peers
+}
+
+func (s *store) memory() (bytes, evicted int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes, s.evicted
 }

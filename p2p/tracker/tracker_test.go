@@ -199,7 +199,7 @@ func addPeers(t *testing.T, s *Server, ih Hash, peers []Peer, left int64) {
 }
 
 func TestEncodings(t *testing.T) {
-	r := start(t, &Server{TrackerID: "appnet-test"})
+	r := start(t, &Server{TrackerID: "appnet-test", ShowPeerIDs: true})
 	ih := hash("encodings-encodings-")
 	want := map[netip.AddrPort]Hash{}
 	var peers []Peer
@@ -327,7 +327,7 @@ func TestEventsAndScrape(t *testing.T) {
 }
 
 func TestNumwantAndSelection(t *testing.T) {
-	s := &Server{MaxNumwant: 30}
+	s := &Server{MaxNumwant: 30, AnnounceRate: -1}
 	s.init()
 	ih := hash("numwant-numwant-numw")
 	var seeders, leechers []Peer
@@ -341,8 +341,16 @@ func TestNumwantAndSelection(t *testing.T) {
 	}
 	addPeers(t, s, ih, seeders, 0)
 	addPeers(t, s, ih, leechers, 10)
+	from := map[Hash]netip.Addr{}
+	for _, p := range append(seeders, leechers...) {
+		from[p.ID] = p.Addr.Addr()
+	}
 	ann := func(id Hash, left int64, numwant int) []Peer {
-		out, err := s.announce(Request{InfoHash: ih, PeerID: id, Port: 1, Left: left, NumWant: numwant}, netip.MustParseAddr("10.9.9.9"), 0)
+		src, ok := from[id] // a peer announces again from its own address
+		if !ok {
+			src = netip.MustParseAddr("10.9.9.9")
+		}
+		out, err := s.announce(Request{InfoHash: ih, PeerID: id, Port: 1, Left: left, NumWant: numwant}, src, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -743,7 +751,8 @@ func TestTiers(t *testing.T) {
 }
 
 func TestConcurrentAnnounces(t *testing.T) {
-	r := start(t, &Server{MaxPeers: 50})
+	// Every worker is on 127.0.0.1: no per-address limits.
+	r := start(t, &Server{MaxPeers: 50, MaxPeersPerAddr: -1, AnnounceRate: -1})
 	c := &Client{UDPBase: time.Second}
 	var wg sync.WaitGroup
 	const workers, each = 12, 25
