@@ -23,7 +23,6 @@ type bucket struct {
 	at     time.Time
 }
 
-
 // full reports whether b has refilled to the burst by now.
 func (b *bucket) full(now time.Time, l *limits) bool {
 	return b.tokens+now.Sub(b.at).Seconds()*l.rate >= l.burst

@@ -110,15 +110,16 @@ func (sw *swarm) stats() ScrapeStats {
 	return ScrapeStats{Complete: sw.seeders, Incomplete: len(sw.list) - sw.seeders, Downloaded: sw.completed}
 }
 
-// The store's memory is counted in bytes by these estimates, measured by
+// The store's memory is counted in bytes by these estimates, checked by
 // TestMemoryBound against the Go heap: a peer is its struct, its entries
 // in byID and perSrc and its slot in list (Go maps take about twice
-// their entries' bytes); a swarm is its struct and its empty maps.
-// Maps and lists that shrank keep their capacity until their swarm goes,
-// which these counts do not see.
+// their entries' bytes); a swarm is its struct, its entry in the store's
+// map and its two maps, whose first group of 8 slots and header take
+// about 250 bytes each. Maps and lists that shrank keep their capacity
+// until their swarm goes, which these counts do not see.
 const (
 	peerBytes  = int64(unsafe.Sizeof(peer{})) + 2*(HashSize+8) + 2*(16+4) + 8
-	swarmBytes = int64(unsafe.Sizeof(swarm{})) + 2*48 + HashSize + 8
+	swarmBytes = int64(unsafe.Sizeof(swarm{})) + 2*(HashSize+8) + 2*250
 )
 
 // store holds every swarm. One mutex guards it; no I/O happens under it.
