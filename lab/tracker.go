@@ -23,12 +23,23 @@ type TrackerConfig struct {
 	MaxTorrents int           `toml:"max_torrents"` // most torrents tracked
 	MaxPeers    int           `toml:"max_peers"`    // most peers per torrent
 	Whitelist   []string      `toml:"whitelist"`    // info hashes (hex) served; empty: any
+	// Limits against hostile peers (p2p/tracker's Server fields of the
+	// same names); -1 turns a limit off, for many peers on one address.
+	MaxBytes        int64   `toml:"max_bytes"`          // memory of all swarms, in bytes
+	MaxPeersPerAddr int     `toml:"max_peers_per_addr"` // peers of a torrent from one address
+	AnnounceRate    float64 `toml:"announce_rate"`      // announces a second from one address
+	AnnounceBurst   int     `toml:"announce_burst"`     // announces from one address at once
+	MaxConns        int     `toml:"max_conns"`          // HTTP connections at once
+	MaxConnsPerAddr int     `toml:"max_conns_per_addr"` // HTTP connections from one address
+	ShowPeerIDs     bool    `toml:"show_peer_ids"`      // give peer IDs in compact=0 answers
 }
 
 func init() {
 	Register("tracker", "a BitTorrent tracker over HTTP and UDP (p2p/tracker)",
 		func() *TrackerConfig {
-			return &TrackerConfig{Interval: time.Minute, MaxNumwant: tracker.DefaultMaxNumwant, MaxTorrents: tracker.DefaultMaxTorrents, MaxPeers: tracker.DefaultMaxPeers}
+			return &TrackerConfig{Interval: time.Minute, MaxNumwant: tracker.DefaultMaxNumwant, MaxTorrents: tracker.DefaultMaxTorrents, MaxPeers: tracker.DefaultMaxPeers,
+				MaxBytes: tracker.DefaultMaxBytes, MaxPeersPerAddr: tracker.DefaultMaxPeersPerAddr, AnnounceRate: tracker.DefaultAnnounceRate, AnnounceBurst: tracker.DefaultAnnounceBurst,
+				MaxConns: tracker.DefaultMaxConns, MaxConnsPerAddr: tracker.DefaultMaxConnsPerAddr}
 		},
 		validateTracker, startTracker)
 }
@@ -49,9 +60,15 @@ func validateTracker(c *TrackerConfig) error {
 	if c.PeerTTL < 0 {
 		return FieldError("peer_ttl", "must not be negative")
 	}
-	for field, v := range map[string]int{"max_numwant": c.MaxNumwant, "max_torrents": c.MaxTorrents, "max_peers": c.MaxPeers} {
+	for field, v := range map[string]int{"max_numwant": c.MaxNumwant, "max_torrents": c.MaxTorrents, "max_peers": c.MaxPeers, "announce_burst": c.AnnounceBurst} {
 		if v < 1 {
 			return FieldError(field, "%d is not positive", v)
+		}
+	}
+	for field, v := range map[string]float64{"max_bytes": float64(c.MaxBytes), "max_peers_per_addr": float64(c.MaxPeersPerAddr), "announce_rate": c.AnnounceRate,
+		"max_conns": float64(c.MaxConns), "max_conns_per_addr": float64(c.MaxConnsPerAddr)} {
+		if v <= 0 && v != -1 {
+			return FieldError(field, "%v is neither positive nor -1 (no limit)", v)
 		}
 	}
 	for _, s := range c.Whitelist {
@@ -76,6 +93,8 @@ func startTracker(ctx context.Context, env *Env, c *TrackerConfig) (Service, err
 		Host: env.Host, Tracer: env.Tracer, Logger: env.Logger,
 		Interval: c.Interval, PeerTTL: c.PeerTTL,
 		MaxNumwant: c.MaxNumwant, MaxTorrents: c.MaxTorrents, MaxPeers: c.MaxPeers,
+		MaxBytes: c.MaxBytes, MaxPeersPerAddr: c.MaxPeersPerAddr, AnnounceRate: c.AnnounceRate, AnnounceBurst: c.AnnounceBurst,
+		MaxConns: c.MaxConns, MaxConnsPerAddr: c.MaxConnsPerAddr, ShowPeerIDs: c.ShowPeerIDs,
 	}
 	if len(c.Whitelist) > 0 {
 		ts.srv.Whitelist = map[tracker.Hash]bool{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,8 +23,8 @@ func (a *app) trackerCommand() *cobra.Command {
 
 func (a *app) trackerServeCommand() *cobra.Command {
 	var (
-		httpAddr, udpAddr, whitelist string
-		srv                          tracker.Server
+		httpAddr, udpAddr, whitelist, maxMemory string
+		srv                                     tracker.Server
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --listen ADDR [--udp ADDR] [--interval 30m] [--whitelist FILE]",
@@ -36,7 +37,17 @@ and leechers a torrent has and how many downloads completed.
 Peers that stop announcing are forgotten after --peer-ttl (default: twice the
 interval plus a minute). With --whitelist, only the info hashes listed in FILE
 (one 40-digit hex hash per line) are served. A malformed request is answered
-with a bencoded "failure reason" naming the parameter at fault.`,
+with a bencoded "failure reason" naming the parameter at fault.
+
+The tracker faces hostile peers: one address (an IPv4 address, an IPv6 /64)
+may have --max-peers-per-addr peers in a torrent and make --announce-rate
+announces a second after a burst of --announce-burst, and hold
+--max-conns-per-addr HTTP connections; all swarms together stay under
+--max-memory, the least recently seen peers forgotten first. A peer that
+announced with a key is moved or stopped only with that key, one without from
+its own address only. Peer IDs are never given out unless --show-peer-ids.
+Running many peers from one address (a test on 127.0.0.1)? Give -1 to the
+per-address limits.`,
 		Example: `  appnet tracker serve --listen 127.0.0.1:6969 --udp 127.0.0.1:6969 --interval 1m
   appnet tracker announce http://127.0.0.1:6969/announce 0123456789abcdef0123456789abcdef01234567   # in another terminal`,
 		Args: args(cobra.NoArgs),
@@ -50,6 +61,13 @@ with a bencoded "failure reason" naming the parameter at fault.`,
 					return err
 				}
 				srv.Whitelist = wl
+			}
+			if maxMemory == "none" {
+				srv.MaxBytes = -1
+			} else if n, err := parseSize(maxMemory); err != nil || n <= 0 {
+				return usagef("--max-memory %q: want a size such as 256MiB, or none", maxMemory)
+			} else {
+				srv.MaxBytes = n
 			}
 			srv.Host, srv.Tracer, srv.Logger = "tracker", a.tracer, a.logger
 			ctx := cmd.Context()
@@ -105,6 +123,13 @@ with a bencoded "failure reason" naming the parameter at fault.`,
 	f.IntVar(&srv.MaxNumwant, "max-numwant", tracker.DefaultMaxNumwant, "most peers given in one answer")
 	f.IntVar(&srv.MaxTorrents, "max-torrents", tracker.DefaultMaxTorrents, "most torrents tracked at once")
 	f.IntVar(&srv.MaxPeers, "max-peers", tracker.DefaultMaxPeers, "most peers tracked per torrent")
+	f.StringVar(&maxMemory, "max-memory", "256MiB", "memory of all swarms together; beyond it the least recently seen peers are forgotten (none: no bound)")
+	f.IntVar(&srv.MaxPeersPerAddr, "max-peers-per-addr", tracker.DefaultMaxPeersPerAddr, "most peers of a torrent from one address (-1: no limit)")
+	f.Float64Var(&srv.AnnounceRate, "announce-rate", tracker.DefaultAnnounceRate, "announces a second from one address (-1: no limit)")
+	f.IntVar(&srv.AnnounceBurst, "announce-burst", tracker.DefaultAnnounceBurst, "announces from one address at once")
+	f.IntVar(&srv.MaxConns, "max-conns", tracker.DefaultMaxConns, "most HTTP connections at once (-1: no cap)")
+	f.IntVar(&srv.MaxConnsPerAddr, "max-conns-per-addr", tracker.DefaultMaxConnsPerAddr, "most HTTP connections from one address (-1: no cap)")
+	f.BoolVar(&srv.ShowPeerIDs, "show-peer-ids", false, "give peer IDs in dictionary-model answers (compact=0) unless no_peer_id=1")
 	return cmd
 }
 
@@ -121,9 +146,9 @@ func (a *app) trackerClient(timeout time.Duration) *tracker.Client {
 
 func (a *app) trackerAnnounceCommand() *cobra.Command {
 	var (
-		event, peerID string
-		timeout       time.Duration
-		req           tracker.Request
+		event, peerID, key string
+		timeout            time.Duration
+		req                tracker.Request
 	)
 	cmd := &cobra.Command{
 		Use:   "announce URL INFOHASH",
@@ -132,7 +157,11 @@ func (a *app) trackerAnnounceCommand() *cobra.Command {
 (http://…/announce or udp://host:port) and prints the tracker's answer: the
 interval, the numbers of seeders and leechers, and the peers. With --event
 stopped the peer leaves the swarm again. A tracker's refusal is printed as its
-failure reason, and the command exits 1.`,
+failure reason, and the command exits 1.
+
+The announce carries a key (random unless --key): the tracker lets only an
+announce with the same key move or stop the peer, so to stop a peer announced
+earlier give its full --peer-id and its --key again.`,
 		Example: `  appnet tracker announce http://127.0.0.1:6969/announce 0123456789abcdef0123456789abcdef01234567
   appnet --trace tracker announce --left 0 --event completed udp://127.0.0.1:6969 0123456789abcdef0123456789abcdef01234567`,
 		Args: args(cobra.ExactArgs(2)),
@@ -155,6 +184,13 @@ failure reason, and the command exits 1.`,
 			}
 			if len(peerID) > tracker.HashSize {
 				return usagef("--peer-id %q: at most %d bytes", peerID, tracker.HashSize)
+			}
+			if key != "" {
+				k, err := strconv.ParseUint(key, 16, 32)
+				if err != nil || k == 0 {
+					return usagef("--key %q: want 1 to 8 hex digits, not all zero", key)
+				}
+				req.Key = uint32(k)
 			}
 			copy(req.PeerID[:], peerID)
 			if len(peerID) < tracker.HashSize {
@@ -198,6 +234,7 @@ failure reason, and the command exits 1.`,
 	f.IntVar(&req.NumWant, "numwant", 0, "peers wanted (0: the tracker's default)")
 	f.StringVar(&peerID, "peer-id", "-AN0001-", "peer ID, or its prefix (filled with random digits to 20 bytes)")
 	f.BoolVar(&req.NoCompact, "no-compact", false, "ask an HTTP tracker for the dictionary model (compact=0)")
+	f.StringVar(&key, "key", "", "the peer's key, 8 hex digits (default: random)")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long")
 	return cmd
 }

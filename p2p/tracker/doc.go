@@ -10,8 +10,38 @@
 // /scrape) and over UDP (ServeUDP, on a net.PacketConn), both at once if
 // asked. A peer is known by its peer_id within a swarm; it is forgotten when
 // it announces "stopped" or after PeerTTL without an announce (a ticker owned
-// by the server runs Expire; Shutdown stops it). Memory is bounded by
-// MaxTorrents and MaxPeers; a Whitelist, when set, limits the swarms served.
+// by the server runs Expire; Shutdown stops it). A Whitelist, when set,
+// limits the swarms served.
+//
+// # Hostile peers
+//
+// The server faces the public Internet, where one host may announce
+// thousands of fake peers, flood announces, or pose as another peer. A
+// source is an IPv4 address or an IPv6 /64 (internal/connlimit).
+//
+//   - One source may hold MaxPeersPerAddr peers of a swarm (16): the next
+//     is refused, so 20,000 fakes from one address take 16 places and
+//     newcomers from elsewhere are still stored and handed out. The
+//     address counted is the peer's as settled below.
+//   - One source may announce AnnounceBurst times at once (100) and
+//     AnnounceRate times a second after that (10): a token bucket per
+//     source, in a table of at most RateSources buckets (65,536) where the
+//     least recently used goes first and an idle one (full again) at once.
+//   - All swarms together cost at most MaxBytes (256 MiB), counted as
+//     PeerBytes a peer and a few hundred bytes a swarm (estimates checked
+//     against the Go heap by TestMemoryBound). A new peer beyond the bound
+//     makes the store forget the least recently seen peers of any swarm:
+//     every peer sits on one list in order of its last announce, so
+//     eviction and expiry take the list's old end without a scan. MaxPeers
+//     (20,000) and MaxTorrents (100,000) bound single swarms and their
+//     number as before.
+//   - The HTTP server holds at most MaxConns connections (2048),
+//     MaxConnsPerAddr (32) from one source, and closes the others as they
+//     come; a connection has ReadHeaderTimeout (5 s) to send a request's
+//     headers, and an idle keep-alive connection is closed after 30 s.
+//
+// An announce over a limit is refused: over HTTP with a bencoded "failure
+// reason", over UDP with an error action, never with silence.
 //
 // Every request gets an answer, never a crash: a malformed HTTP announce or
 // scrape is answered with status 200 and a bencoded "failure reason" that
@@ -25,8 +55,8 @@
 //     uploaded and downloaded default to 0, numwant to DefaultNumwant
 //     (50; a negative value also means the default) and is capped at
 //     MaxNumwant. compact defaults to 1 (BEP 23), since every current client
-//     asks for it; compact=0 gives the dictionary model, without the
-//     "peer id" keys when no_peer_id=1. The BEP 21 event "paused" is taken
+//     asks for it; compact=0 gives the dictionary model, without
+//     "peer id" keys (see below). The BEP 21 event "paused" is taken
 //     as a regular announce.
 //   - The peer's address is the request's source address. The ip parameter
 //     (or the UDP IP field) is honoured only when it is the source address
@@ -38,8 +68,24 @@
 //   - A peer never gets itself back. A seeder (left=0) gets only leechers,
 //     unless the swarm has no leecher besides it, in which case it gets
 //     seeders. Peers are chosen at random.
-//   - A key, once given, protects a peer_id: an announce for that peer_id
-//     from another address with a different key is refused.
+//   - A peer is its peer_id within a swarm, held by its key (BEP 7's key
+//     parameter, BEP 15's key field; 0 means none): a peer that announced
+//     with a key is changed (address, port, counts) or stopped only by an
+//     announce with the same key, from any address, so a client that
+//     moves keeps its place. A peer that announced without a key is held
+//     by its IP address, as opentracker and its kind tell peers apart by
+//     address: an announce or a stop for its peer_id from another address
+//     is refused, with or without a key; from its own address it may
+//     change port, and its first key taken from there holds it from then
+//     on. The HTTP key is any string of up to 64 bytes; 1 to 8 hex digits
+//     are read as the UDP key's number, so one client's two transports
+//     agree.
+//   - Peer IDs are not given out: a dictionary-model answer (compact=0)
+//     has "ip" and "port" only, as if every peer asked no_peer_id=1
+//     (BEP 23). A peer_id names a client and its version, and knowing one
+//     is the first step to posing as its peer; clients have taken peers
+//     without "peer id" since BEP 23. ShowPeerIDs gives them, except to a
+//     peer that asks no_peer_id=1.
 //   - A swarm that is full (MaxPeers) still answers a new peer with peers but
 //     does not store it; a new swarm beyond MaxTorrents is refused.
 //   - HTTP scrape requires at least one info_hash (no full scrape) and takes
@@ -55,7 +101,9 @@
 // Client.Announce and Client.Scrape speak to http://, https:// and udp://
 // trackers; AnnounceHTTP and AnnounceUDP do the same with a default Client.
 // A tracker's "failure reason" (HTTP) or error action (UDP) is a
-// *FailureError. Over UDP the client retransmits after 15·2^n seconds
+// *FailureError. Every announce carries a key (Client.Key, or a random one
+// drawn once per Client), so that trackers let only this client move or
+// stop its peers. Over UDP the client retransmits after 15·2^n seconds
 // (BEP 15), with the 15 s base configurable. Tiers tries the trackers of a
 // BEP 12 announce-list in order and backs off after a pass where every
 // tracker failed, remembering the last error for a status line.
