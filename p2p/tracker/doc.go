@@ -70,9 +70,12 @@
 //     seeders. Peers are chosen at random.
 //   - A peer is its peer_id within a swarm, held by its key (BEP 7's key
 //     parameter, BEP 15's key field; 0 means none): a peer that announced
-//     with a key is changed (address, port, counts) or stopped only by an
-//     announce with the same key, from any address, so a client that
-//     moves keeps its place. A peer that announced without a key is held
+//     with a key is moved (address, port) or stopped only by an announce
+//     with the same key, from any address, so a client that moves keeps
+//     its place; without the key, an announce from its very address and
+//     port only refreshes it (counts, a completed event), as aria2 draws a
+//     new key for every UDP announce (its stop is then refused, and the
+//     peer expires after PeerTTL). A peer that announced without a key is held
 //     by its IP address, as opentracker and its kind tell peers apart by
 //     address: an announce or a stop for its peer_id from another address
 //     is refused, with or without a key; from its own address it may

@@ -304,8 +304,9 @@ func TestMemoryBound(t *testing.T) {
 
 // The finding: a peer that sent no key could be moved to another
 // address or removed with event=stopped by anyone. Now a peer that sent a
-// key is changed or stopped only with it, and one that sent none only from
-// its own address.
+// key is moved or stopped only with it (and refreshed without it only from
+// its own address and port), and one that sent none is changed or stopped
+// only from its own address.
 func TestKeyProtectsPeer(t *testing.T) {
 	s := &Server{}
 	s.init()
@@ -346,6 +347,14 @@ func TestKeyProtectsPeer(t *testing.T) {
 	}
 	if got := where(1); got != "10.0.0.1:1000" {
 		t.Fatalf("peer 1 is at %s after the refused announces", got)
+	}
+	// From its very address and port, an announce with another key (aria2
+	// draws one per UDP announce) refreshes it, but does not take it over.
+	if err := ann(1, home, 1000, 0xbeef, Completed); err != nil || s.Stats(ih).Downloaded != 1 {
+		t.Errorf("completed from its own address and port with another key: %v, %+v", err, s.Stats(ih))
+	}
+	if st, _ := s.peerState(ih, peerID(1)); st.key != 0xdead {
+		t.Errorf("the peer's key became %x", st.key)
 	}
 	if err := ann(1, away, 2000, 0xdead, None); err != nil || where(1) != "10.0.0.2:2000" {
 		t.Errorf("moved with its key: %v, at %s", err, where(1))

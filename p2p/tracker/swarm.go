@@ -33,15 +33,17 @@ type peer struct {
 func (p *peer) seeder() bool { return p.left == 0 }
 
 // claim checks that an announce may change or stop p. A peer that gave a
-// key is held by that key (BEP 7's key, BEP 15's key field): an announce
-// without the same key is refused, from any address. A peer that gave
-// none is held by its IP address: an announce from another one is
-// refused, since anyone can copy a peer_id seen in a dictionary-model
-// answer or on the wire. A peer without a key takes the first key it
-// sends from its own address.
+// key is held by that key (BEP 7's key, BEP 15's key field): it is moved
+// to another address or port, or stopped, only by an announce with the
+// same key, from any address. Without the key, an announce from its very
+// address and port may still refresh it (counts, left, a completed
+// event), since aria2 draws a new UDP key for every announce. A peer that
+// gave no key is held by its IP address: an announce or a stop for its
+// peer_id from another one is refused, since anyone can copy a peer_id
+// seen on the wire. It takes the first key it sends from its address.
 func (p *peer) claim(r *Request, addr netip.AddrPort) error {
 	if p.hasKey {
-		if r.Key != p.key {
+		if r.Key != p.key && (addr != p.addr || r.Event == Stopped) {
 			return refuse("key: peer_id %s announced with another key", r.PeerID.short())
 		}
 		return nil
@@ -150,6 +152,7 @@ type announceIn struct {
 	req     Request
 	addr    netip.AddrPort // the peer's address
 	from    srcKey         // the request's source, for the rate limit
+	src     srcKey         // addr's source, for the per-swarm limit
 	now     time.Time
 	numwant int
 	family  int // 4 or 6: only peers of that family (UDP); 0: any
@@ -210,7 +213,7 @@ func (s *store) announce(in *announceIn) (announceOut, error) {
 		}
 		return out, nil
 	}
-	src := sourceOf(in.addr.Addr())
+	src := in.src
 	if sw != nil && in.maxPerAddr > 0 && (p == nil || p.src != src) && int(sw.perSrc[src]) >= in.maxPerAddr {
 		return out, refuse("peer_id: this torrent has %d peers from your address already, the most it takes", in.maxPerAddr)
 	}
