@@ -22,7 +22,13 @@
 //   - One source may hold MaxPeersPerAddr peers of a swarm (16): the next
 //     is refused, so 20,000 fakes from one address take 16 places and
 //     newcomers from elsewhere are still stored and handed out. The
-//     address counted is the peer's as settled below.
+//     address counted is the peer's as settled below. A swarm full to
+//     MaxPeers (20,000) still takes a newcomer in place of a peer of a
+//     crowded source: of 8 peers drawn at random, one whose source has
+//     the most peers, if that is at least two more than the newcomer's
+//     source has, so that a few sources (an IPv6 /48 is 65,536 /64s) can
+//     fill a swarm only until others come, and no source pushes out
+//     smaller ones.
 //   - One source may announce AnnounceBurst times at once (100) and
 //     AnnounceRate times a second after that (10): a token bucket per
 //     source, in a table of at most RateSources buckets (65,536) where the
@@ -89,8 +95,9 @@
 //     is the first step to posing as its peer; clients have taken peers
 //     without "peer id" since BEP 23. ShowPeerIDs gives them, except to a
 //     peer that asks no_peer_id=1.
-//   - A swarm that is full (MaxPeers) still answers a new peer with peers but
-//     does not store it; a new swarm beyond MaxTorrents is refused.
+//   - A swarm that is full (MaxPeers), and has no crowded source to make
+//     room (above), still answers a new peer with peers but does not store
+//     it; a new swarm beyond MaxTorrents is refused.
 //   - HTTP scrape requires at least one info_hash (no full scrape) and takes
 //     at most MaxScrape of them.
 //   - UDP connection IDs are not stored: a connection ID is the first 8

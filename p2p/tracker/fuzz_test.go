@@ -142,6 +142,7 @@ func FuzzStoreOps(f *testing.F) {
 		s := fuzzServer()
 		s.MaxBytes = 6*peerBytes + 2*swarmBytes
 		s.MaxPeersPerAddr = 2
+		s.MaxPeers = 4
 		for ; len(ops) >= 4; ops = ops[4:] {
 			id := peerID(int(ops[0] % 8))
 			src := netip.AddrFrom4([4]byte{10, 0, 0, 1 + ops[1]%4})

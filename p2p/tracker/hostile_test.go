@@ -526,3 +526,52 @@ func TestUDPRefusalIsAnErrorAction(t *testing.T) {
 		t.Errorf("over the rate: %v", err)
 	}
 }
+
+// A swarm filled to MaxPeers by a few sources (here 10 IPv6 /64s of one
+// /48, 16 peers each) still takes newcomers from other sources, each in
+// place of a peer of the crowded ones; a swarm of one peer per source
+// takes none, and a crowded source cannot push out smaller ones.
+func TestFullSwarmTakesNewcomers(t *testing.T) {
+	s := &Server{MaxPeers: 160, AnnounceRate: -1}
+	s.init()
+	ih := hash("crowded-crowded-crow")
+	ann := func(id int, src string) announceOut {
+		t.Helper()
+		out, err := s.announce(Request{InfoHash: ih, PeerID: peerID(id), Port: 1, Left: 1, NumWant: 200}, netip.MustParseAddr(src), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for i := range 160 {
+		ann(i, fmt.Sprintf("2001:db8:0:%x::1", i/16))
+	}
+	for i := range 20 {
+		if out := ann(1000+i, fmt.Sprintf("10.0.0.%d", i+1)); !out.stored || len(out.peers) != 159 {
+			t.Fatalf("newcomer %d: stored %v, %d peers", i, out.stored, len(out.peers))
+		}
+	}
+	if st := s.Stats(ih); st.Incomplete != 160 {
+		t.Errorf("the swarm has %d peers, want 160", st.Incomplete)
+	}
+	for i := range 20 {
+		found := false
+		for _, p := range s.Peers(ih) {
+			found = found || p.ID == peerID(1000+i)
+		}
+		if !found {
+			t.Errorf("newcomer %d was pushed out", i)
+		}
+	}
+	checkStore(t, s)
+	// One peer per source: a newcomer is answered but not stored.
+	s2 := &Server{MaxPeers: 50, AnnounceRate: -1}
+	s2.init()
+	for i := range 51 {
+		out, err := s2.announce(Request{InfoHash: ih, PeerID: peerID(i), Port: 1, Left: 1}, netip.AddrFrom4([4]byte{10, 1, 0, byte(i + 1)}), 0)
+		if err != nil || out.stored != (i < 50) {
+			t.Fatalf("peer %d: stored %v, %v", i, out.stored, err)
+		}
+	}
+	checkStore(t, s2)
+}

@@ -220,6 +220,11 @@ func (s *store) announce(in *announceIn) (announceOut, error) {
 	if sw == nil && len(s.swarms) >= in.maxSwarms {
 		return out, refuse("info_hash: the tracker is full (%d torrents)", in.maxSwarms)
 	}
+	if p == nil && sw != nil && in.maxPeers > 0 && len(sw.list) >= in.maxPeers {
+		if v := s.crowded(sw, src); v != nil {
+			s.drop(v) // sw keeps at least the other peers: maxPeers > 1
+		}
+	}
 	if p == nil && (sw == nil || len(sw.list) < in.maxPeers) && in.maxPeers > 0 {
 		need := peerBytes
 		if sw == nil {
@@ -316,6 +321,30 @@ func (s *store) drop(p *peer) {
 		delete(s.swarms, sw.hash)
 		s.bytes -= swarmBytes
 	}
+}
+
+// crowdSample is the number of peers crowded looks at.
+const crowdSample = 8
+
+// crowded chooses a peer of a full swarm to make room for a newcomer from
+// src, or returns nil. It looks at a few peers at random and takes the
+// one whose source has the most peers in the swarm (the least recently
+// seen of those), but only if that source has at least two more than
+// src: a swarm filled by a few sources (one attacker's addresses, an
+// IPv6 /48's worth of /64s) still takes newcomers from others, while a
+// source cannot push out peers of sources no larger than its own.
+func (s *store) crowded(sw *swarm, src srcKey) *peer {
+	var v *peer
+	for range crowdSample {
+		c := sw.list[s.rng.IntN(len(sw.list))]
+		if v == nil || sw.perSrc[c.src] > sw.perSrc[v.src] || sw.perSrc[c.src] == sw.perSrc[v.src] && c.last.Before(v.last) {
+			v = c
+		}
+	}
+	if v == nil || sw.perSrc[v.src] < sw.perSrc[src]+2 || len(sw.list) < 2 {
+		return nil
+	}
+	return v
 }
 
 // makeRoom forgets the least recently seen peers until need more bytes
