@@ -22,7 +22,9 @@
 //   - One source may hold MaxPeersPerAddr peers of a swarm (16): the next
 //     is refused, so 20,000 fakes from one address take 16 places and
 //     newcomers from elsewhere are still stored and handed out. The
-//     address counted is the peer's as settled below. A swarm full to
+//     address counted is the request's source, not an address the peer
+//     asked for (below), which a loopback host may set to any loopback
+//     address. A swarm full to
 //     MaxPeers (20,000) still takes a newcomer in place of a peer of a
 //     crowded source: of 8 peers drawn at random, one whose source has
 //     the most peers, if that is at least two more than the newcomer's
@@ -78,17 +80,17 @@
 //     parameter, BEP 15's key field; 0 means none): a peer that announced
 //     with a key is moved (address, port) or stopped only by an announce
 //     with the same key, from any address, so a client that moves keeps
-//     its place; without the key, an announce from its very address and
-//     port only refreshes it (counts, a completed event), as aria2 draws a
-//     new key for every UDP announce (its stop is then refused, and the
-//     peer expires after PeerTTL). A peer that announced without a key is held
-//     by its IP address, as opentracker and its kind tell peers apart by
-//     address: an announce or a stop for its peer_id from another address
-//     is refused, with or without a key; from its own address it may
-//     change port, and its first key taken from there holds it from then
-//     on. The HTTP key is any string of up to 64 bytes; 1 to 8 hex digits
-//     are read as the UDP key's number, so one client's two transports
-//     agree.
+//     its place; without the key, an announce from its very source,
+//     address and port only refreshes it (counts, a completed event), as
+//     aria2 draws a new key for every UDP announce (its stop is then
+//     refused, and the peer expires after PeerTTL). A peer that announced
+//     without a key is held by the source IP address of its announces, as
+//     opentracker and its kind tell peers apart by address: an announce or
+//     a stop for its peer_id from another source is refused, with or
+//     without a key; from its own source it may change port, and its
+//     first key taken from there holds it from then on. The HTTP key is
+//     any string of up to 64 bytes; 1 to 8 hex digits are read as the UDP
+//     key's number, so one client's two transports agree.
 //   - Peer IDs are not given out: a dictionary-model answer (compact=0)
 //     has "ip" and "port" only, as if every peer asked no_peer_id=1
 //     (BEP 23). A peer_id names a client and its version, and knowing one

@@ -575,3 +575,38 @@ func TestFullSwarmTakesNewcomers(t *testing.T) {
 	}
 	checkStore(t, s2)
 }
+
+// A loopback host may announce any loopback address with ip= (for the
+// lab), but that address neither escapes its source's limits nor lets it
+// pose as a keyless peer of another source.
+func TestLoopbackIPParameterIsNoDisguise(t *testing.T) {
+	s := &Server{AnnounceRate: -1}
+	s.init()
+	ih := hash("disguise-disguise-di")
+	one := netip.MustParseAddr("127.0.0.1")
+	stored := 0
+	for i := range 100 {
+		ip := netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)})
+		if _, err := s.announce(Request{InfoHash: ih, PeerID: peerID(i), Port: 1, Left: 1, IP: ip}, one, 0); err == nil {
+			stored++
+		}
+	}
+	if stored != DefaultMaxPeersPerAddr {
+		t.Errorf("%d peers stored from one source with 100 ip= addresses, want %d", stored, DefaultMaxPeersPerAddr)
+	}
+	// A keyless victim announced from 127.0.0.9; another host asks for
+	// 127.0.0.9 with ip= to stop it.
+	victim := Request{InfoHash: ih, PeerID: peerID(500), Port: 6881, Left: 1}
+	if _, err := s.announce(victim, netip.MustParseAddr("127.0.0.9"), 0); err != nil {
+		t.Fatal(err)
+	}
+	forged := victim
+	forged.Event, forged.IP = Stopped, netip.MustParseAddr("127.0.0.9")
+	if _, err := s.announce(forged, netip.MustParseAddr("127.0.0.2"), 0); err == nil {
+		t.Error("a stop from 127.0.0.2 with ip=127.0.0.9 was taken")
+	}
+	if _, ok := s.peerState(ih, victim.PeerID); !ok {
+		t.Error("the victim was stopped")
+	}
+	checkStore(t, s)
+}

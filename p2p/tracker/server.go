@@ -398,16 +398,11 @@ func (s *Server) announceBuf(req Request, source netip.Addr, family int, peers [
 	if !s.allowed(req.InfoHash) {
 		return announceOut{}, refuse("info_hash: %s is not served by this tracker", req.InfoHash)
 	}
-	addr, from := peerAddr(source, req.IP, req.Port), sourceOf(source)
-	src := from
-	if addr.Addr() != source.Unmap() {
-		src = sourceOf(addr.Addr())
-	}
 	in := announceIn{
 		req:     req,
-		addr:    addr,
-		from:    from,
-		src:     src,
+		addr:    peerAddr(source, req.IP, req.Port),
+		fromIP:  source.Unmap(),
+		from:    sourceOf(source),
 		now:     s.now(),
 		numwant: s.numwant(req.NumWant),
 		family:  family,

@@ -15,7 +15,8 @@ import (
 type peer struct {
 	id         Hash
 	addr       netip.AddrPort
-	src        srcKey // the source addr counts against in its swarm
+	fromIP     netip.Addr // the source address of its last announce
+	src        srcKey     // fromIP's source, counted in its swarm
 	key        uint32
 	hasKey     bool
 	completed  bool // a completed event was counted for it
@@ -32,23 +33,26 @@ type peer struct {
 
 func (p *peer) seeder() bool { return p.left == 0 }
 
-// claim checks that an announce may change or stop p. A peer that gave a
-// key is held by that key (BEP 7's key, BEP 15's key field): it is moved
-// to another address or port, or stopped, only by an announce with the
-// same key, from any address. Without the key, an announce from its very
+// claim checks that an announce from fromIP, for the address addr, may
+// change or stop p. A peer that gave a key is held by that key (BEP 7's
+// key, BEP 15's key field): it is moved to another address or port, or
+// stopped, only by an announce with the same key, from any address.
+// Without the key, an announce from its last source and for its very
 // address and port may still refresh it (counts, left, a completed
 // event), since aria2 draws a new UDP key for every announce. A peer that
-// gave no key is held by its IP address: an announce or a stop for its
-// peer_id from another one is refused, since anyone can copy a peer_id
-// seen on the wire. It takes the first key it sends from its address.
-func (p *peer) claim(r *Request, addr netip.AddrPort) error {
+// gave no key is held by the source IP address of its announces (not the
+// address it asked for with ip=, which a loopback host may set to any
+// loopback address): an announce or a stop for its peer_id from another
+// source is refused, since anyone can copy a peer_id seen on the wire. It
+// takes the first key it sends from its source.
+func (p *peer) claim(r *Request, addr netip.AddrPort, fromIP netip.Addr) error {
 	if p.hasKey {
-		if r.Key != p.key && (addr != p.addr || r.Event == Stopped) {
+		if r.Key != p.key && (addr != p.addr || fromIP != p.fromIP || r.Event == Stopped) {
 			return refuse("key: peer_id %s announced with another key", r.PeerID.short())
 		}
 		return nil
 	}
-	if addr.Addr() != p.addr.Addr() {
+	if fromIP != p.fromIP {
 		return refuse("peer_id: %s is in use from another address (a peer moves only with the key it announced)", r.PeerID.short())
 	}
 	return nil
@@ -151,8 +155,8 @@ func newStore(seed uint64) *store {
 type announceIn struct {
 	req     Request
 	addr    netip.AddrPort // the peer's address
-	from    srcKey         // the request's source, for the rate limit
-	src     srcKey         // addr's source, for the per-swarm limit
+	fromIP  netip.Addr     // the request's source address
+	from    srcKey         // its source, for the rate and per-swarm limits
 	now     time.Time
 	numwant int
 	family  int // 4 or 6: only peers of that family (UDP); 0: any
@@ -200,7 +204,7 @@ func (s *store) announce(in *announceIn) (announceOut, error) {
 		p = sw.byID[r.PeerID]
 	}
 	if p != nil {
-		if err := p.claim(r, in.addr); err != nil {
+		if err := p.claim(r, in.addr, in.fromIP); err != nil {
 			return out, err
 		}
 	}
@@ -213,7 +217,7 @@ func (s *store) announce(in *announceIn) (announceOut, error) {
 		}
 		return out, nil
 	}
-	src := in.src
+	src := in.from
 	if sw != nil && in.maxPerAddr > 0 && (p == nil || p.src != src) && int(sw.perSrc[src]) >= in.maxPerAddr {
 		return out, refuse("peer_id: this torrent has %d peers from your address already, the most it takes", in.maxPerAddr)
 	}
@@ -236,7 +240,7 @@ func (s *store) announce(in *announceIn) (announceOut, error) {
 			s.swarms[r.InfoHash] = sw
 			s.bytes += swarmBytes
 		}
-		p = &peer{id: r.PeerID, left: r.Left, addr: in.addr, src: src}
+		p = &peer{id: r.PeerID, left: r.Left, addr: in.addr, fromIP: in.fromIP, src: src}
 		sw.add(p)
 		s.peers++
 		s.bytes += peerBytes
@@ -275,7 +279,7 @@ func (s *store) update(p *peer, in *announceIn, src srcKey) {
 		sw.perSrc[src]++
 		p.src = src
 	}
-	p.addr, p.left, p.uploaded, p.downloaded = in.addr, r.Left, r.Uploaded, r.Downloaded
+	p.addr, p.fromIP, p.left, p.uploaded, p.downloaded = in.addr, in.fromIP, r.Left, r.Uploaded, r.Downloaded
 	if r.Key != 0 && !p.hasKey {
 		p.key, p.hasKey = r.Key, true
 	}
