@@ -42,7 +42,7 @@ const (
 	// DefaultRateSources bounds the addresses whose announce rate is
 	// followed at once: 65,536 × about 140 bytes, 9 MiB.
 	DefaultRateSources = 1 << 16
-	// DefaultMaxBytes bounds the memory of all swarms: about a million
+	// DefaultMaxBytes bounds the memory of all swarms: about 900,000
 	// peers (PeerBytes each).
 	DefaultMaxBytes = 256 << 20
 	// DefaultMaxConns and DefaultMaxConnsPerAddr bound the HTTP
