@@ -2,7 +2,7 @@ package message
 
 import (
 	"bytes"
-		"fmt"
+	"fmt"
 	"mime"
 	"net/mail"
 	"regexp"

@@ -458,7 +458,7 @@ var ext2231 = regexp.MustCompile(`(?i)(?:^|;)\s*([a-z0-9_-]+)\*(?:0\*)?=\s*([a-z
 
 // foreign2231 decodes an RFC 2231 §4 extended parameter in a charset other
 // than UTF-8 and US-ASCII, which are all mime.ParseMediaType reads, such as
-// filename*=iso-8859-1''caf%E9.txt from older clients. Only the first
+// filename*=iso-8859-1”caf%E9.txt from older clients. Only the first
 // continuation is read.
 func foreign2231(value, param string) string {
 	for _, m := range ext2231.FindAllStringSubmatch(value, -1) {

@@ -1,0 +1,341 @@
+package ua
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"appnet/internal/testnet"
+	"appnet/mail/message"
+	"appnet/trace"
+)
+
+// selfSigned returns a server certificate for 127.0.0.1 and a pool that
+// trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mail.hamburger.test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"mail.hamburger.test"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// received is what the test server got in one transaction.
+type received struct {
+	user, pass string
+	from       string
+	to         []string
+	data       []byte
+}
+
+type backend struct {
+	mu   sync.Mutex
+	got  []received
+	deny string // a recipient refused with 550
+}
+
+func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{b: b}, nil }
+
+type session struct {
+	b   *backend
+	cur received
+}
+
+func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if user != "alice" || pass != "wonder land" {
+			return smtp.ErrAuthFailed
+		}
+		s.cur.user, s.cur.pass = user, pass
+		return nil
+	}), nil
+}
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error { s.cur.from = from; return nil }
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if to == s.b.deny {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	}
+	s.cur.to = append(s.cur.to, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.cur.data = b
+	s.b.mu.Lock()
+	s.b.got = append(s.b.got, s.cur)
+	s.b.mu.Unlock()
+	return nil
+}
+
+func (s *session) Reset()        { s.cur = received{user: s.cur.user, pass: s.cur.pass} }
+func (s *session) Logout() error { return nil }
+
+// startServer runs a go-smtp server on loopback: with STARTTLS when tlsOn,
+// AUTH PLAIN only after TLS.
+func startServer(t *testing.T, tlsOn bool) (*backend, string, *x509.CertPool) {
+	t.Helper()
+	be := &backend{}
+	s := smtp.NewServer(be)
+	s.Domain = "hamburger.test"
+	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
+	s.MaxMessageBytes = 1 << 20
+	s.ErrorLog = log.New(io.Discard, "", 0)
+	var pool *x509.CertPool
+	if tlsOn {
+		var cert tls.Certificate
+		cert, pool = selfSigned(t)
+		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	addr := testnet.Serve(t, s, testnet.ListenTCP(t), nil) // go-smtp's Serve returns nil after Shutdown
+	return be, addr, pool
+}
+
+func compose(t *testing.T) ([]byte, Envelope) {
+	t.Helper()
+	dir := t.TempDir()
+	att := filepath.Join(dir, "photo.png")
+	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0, 1, 2, 0xfe}, 300)...)
+	if err := os.WriteFile(att, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msg, env, err := Build(&Compose{
+		From:    "Alice <alice@crepes.test>",
+		To:      []string{"Bob <bob@hamburger.test>"},
+		Cc:      []string{"carol@hamburger.test, Zoë Çelik <zoe@hamburger.test>"},
+		Bcc:     []string{"eve@hamburger.test"},
+		Subject: "Do you like ketchup?",
+		Text:    "How about pickles?\n.\n..\n",
+		Attach:  []string{att},
+		Date:    time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg, env
+}
+
+// TestSubmitSTARTTLSAuth submits over STARTTLS with AUTH PLAIN to a server
+// that checks the password, and compares what the server received with
+// what was built: the exact bytes, and an envelope with the Bcc recipient
+// that no header names.
+func TestSubmitSTARTTLSAuth(t *testing.T) {
+	be, addr, pool := startServer(t, true)
+	msg, env := compose(t)
+	s := &Submitter{Addr: addr, LocalName: "crepes.test", TLSConfig: &tls.Config{RootCAs: pool}, Username: "alice", Password: "wonder land", Timeout: 10 * time.Second}
+	reply, err := s.Send(context.Background(), env, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply == "" {
+		t.Error("no reply text")
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if len(be.got) != 1 {
+		t.Fatalf("%d messages received", len(be.got))
+	}
+	g := be.got[0]
+	if g.user != "alice" || g.from != "alice@crepes.test" {
+		t.Errorf("user %q from %q", g.user, g.from)
+	}
+	want := []string{"bob@hamburger.test", "carol@hamburger.test", "zoe@hamburger.test", "eve@hamburger.test"}
+	if strings.Join(g.to, " ") != strings.Join(want, " ") {
+		t.Errorf("RCPT %v, want %v", g.to, want)
+	}
+	if !bytes.Equal(g.data, msg) {
+		t.Errorf("received %d bytes differ from the %d built", len(g.data), len(msg))
+	}
+	if bytes.Contains(g.data, []byte("eve@")) || message.HasField(g.data, "Bcc") {
+		t.Error("the Bcc recipient is in the message")
+	}
+	root := message.Parse(g.data)
+	if len(root.Parts) != 2 || root.Parts[1].MediaType != "image/png" || root.Parts[1].Filename != "photo.png" {
+		t.Errorf("received tree: %d parts", len(root.Parts))
+	}
+}
+
+func TestSubmitRefusals(t *testing.T) {
+	msg, env := compose(t)
+	ctx := context.Background()
+
+	// A server without STARTTLS: refused unless Insecure; a password goes
+	// in clear only to loopback.
+	be, addr, _ := startServer(t, false)
+	if _, err := (&Submitter{Addr: addr, Timeout: 10 * time.Second}).Send(ctx, env, msg); !errors.Is(err, ErrNoTLS) {
+		t.Errorf("no STARTTLS: %v, want ErrNoTLS", err)
+	}
+	if _, err := (&Submitter{Addr: addr, Insecure: true, Timeout: 10 * time.Second}).Send(ctx, env, msg); err != nil {
+		t.Errorf("insecure: %v", err)
+	}
+	be.mu.Lock()
+	n := len(be.got)
+	be.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d messages after one refused and one insecure submission", n)
+	}
+
+	// A wrong password, and a refused recipient, send nothing.
+	be, addr, pool := startServer(t, true)
+	s := &Submitter{Addr: addr, TLSConfig: &tls.Config{RootCAs: pool}, Username: "alice", Password: "guess", Timeout: 10 * time.Second}
+	var se *smtp.SMTPError
+	if _, err := s.Send(ctx, env, msg); !errors.As(err, &se) || se.Code != 535 {
+		t.Errorf("wrong password: %v", err)
+	}
+	be.deny = "carol@hamburger.test"
+	s.Password = "wonder land"
+	if _, err := s.Send(ctx, env, msg); !errors.As(err, &se) || se.Code != 550 || !strings.Contains(err.Error(), "carol@") {
+		t.Errorf("refused recipient: %v", err)
+	}
+	// A certificate nobody vouches for is refused.
+	s.TLSConfig = nil
+	if _, err := s.Send(ctx, env, msg); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted certificate: %v", err)
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if len(be.got) != 0 {
+		t.Errorf("%d messages delivered", len(be.got))
+	}
+}
+
+// TestSubmitTranscript checks the dialogue as traced, line by line, in the
+// course's C:/S: style: the server's greeting, EHLO, STARTTLS, EHLO again
+// over TLS, AUTH with the credentials hidden, the envelope, the message
+// (its first lines, then a count) and QUIT.
+func TestSubmitTranscript(t *testing.T) {
+	_, addr, pool := startServer(t, true)
+	msg, env := compose(t)
+	tr := trace.New()
+	sub := tr.Subscribe(4096, true)
+	s := &Submitter{Addr: addr, LocalName: "crepes.test", TLSConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS13}, Username: "alice", Password: "wonder land", Timeout: 10 * time.Second, Tracer: tr}
+	if _, err := s.Send(context.Background(), env, msg); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	var lines []string
+	for done := false; !done; {
+		select {
+		case e := <-sub.C():
+			if e.Proto != "smtp/tcp" || e.Host != "ua" || e.ServerAddr() != addr {
+				t.Errorf("event %+v", e)
+			}
+			lines = append(lines, e.Speaker()+": "+e.Summary)
+		default:
+			done = true
+		}
+	}
+	msgLines := strings.Split(strings.TrimSuffix(string(msg), "\r\n"), "\r\n")
+	want := []string{
+		"S: 220 hamburger.test ESMTP Service Ready",
+		"C: EHLO crepes.test",
+		"S: 250-Hello crepes.test",
+		"S: 250-PIPELINING",
+		"S: 250-8BITMIME",
+		"S: 250-ENHANCEDSTATUSCODES",
+		"S: 250-CHUNKING",
+		"S: 250-STARTTLS",
+		"S: 250 SIZE 1048576",
+		"C: STARTTLS",
+		"S: 220 2.0.0 Ready to start TLS",
+		"*: STARTTLS done: TLS 1.3 (a cipher suite), certificate verified for 127.0.0.1",
+		"C: EHLO crepes.test",
+		"S: 250-Hello crepes.test",
+		"S: 250-PIPELINING",
+		"S: 250-8BITMIME",
+		"S: 250-ENHANCEDSTATUSCODES",
+		"S: 250-CHUNKING",
+		"S: 250-AUTH PLAIN",
+		"S: 250 SIZE 1048576",
+		"C: AUTH PLAIN (credentials hidden)",
+		"S: 235 2.0.0 Authentication succeeded",
+		"C: MAIL FROM:<alice@crepes.test> BODY=8BITMIME SIZE=" + itoa(len(msg)),
+		"S: 250 2.0.0 Roger, accepting mail from <alice@crepes.test>",
+		"C: RCPT TO:<bob@hamburger.test>",
+		"S: 250 2.0.0 I'll make sure <bob@hamburger.test> gets this",
+		"C: RCPT TO:<carol@hamburger.test>",
+		"S: 250 2.0.0 I'll make sure <carol@hamburger.test> gets this",
+		"C: RCPT TO:<zoe@hamburger.test>",
+		"S: 250 2.0.0 I'll make sure <zoe@hamburger.test> gets this",
+		"C: RCPT TO:<eve@hamburger.test>",
+		"S: 250 2.0.0 I'll make sure <eve@hamburger.test> gets this",
+		"C: DATA",
+		"S: 354 Go ahead. End your data with <CR><LF>.<CR><LF>",
+	}
+	for i, l := range msgLines {
+		if i == dataLinesShown {
+			break
+		}
+		if strings.HasPrefix(l, ".") { // dot-stuffing, RFC 5321 §4.5.2
+			l = "." + l
+		}
+		want = append(want, "C: "+trace.Clean(l))
+	}
+	want = append(want,
+		"*: … "+itoa(len(msgLines)-dataLinesShown)+" more lines of the message",
+		"C: .",
+		"S: 250 2.0.0 OK: queued",
+		"C: QUIT",
+		"S: 221 2.0.0 Bye",
+	)
+	// The cipher suite depends on the machine's AES support.
+	for i, l := range lines {
+		if strings.HasPrefix(l, "*: STARTTLS done: TLS 1.3 TLS_") && strings.HasSuffix(l, ", certificate verified for 127.0.0.1") {
+			lines[i] = "*: STARTTLS done: TLS 1.3 (a cipher suite), certificate verified for 127.0.0.1"
+		}
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("transcript:\n%s\n\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Contains(strings.Join(lines, "\n"), "wonder") {
+		t.Error("the password is in the trace")
+	}
+}
+
+func itoa(n int) string { return big.NewInt(int64(n)).String() }
