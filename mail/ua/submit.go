@@ -242,13 +242,12 @@ const dataLinesShown = 40
 // only its first lines are shown.
 type tapConn struct {
 	net.Conn
-	conv       *trace.Conv
-	out, in    []byte // partial lines
-	afterData  bool   // the client sent DATA
-	inData     bool   // the server said 354: client lines are the message
-	dataLines  int
-	inAuth     bool
-	hiddenNote bool
+	conv      *trace.Conv
+	out, in   []byte // partial lines
+	afterData bool   // the client sent DATA
+	inData    bool   // the server said 354: client lines are the message
+	dataLines int
+	inAuth    bool
 }
 
 func (t *tapConn) Write(p []byte) (int, error) {
