@@ -204,9 +204,17 @@ func validFieldLine(line []byte) bool {
 	return true
 }
 
-// parseHeader unfolds a header section into fields.
+// parseHeader unfolds a header section into fields. A field's lines are
+// joined once it is complete, so many continuation lines cost linear time.
 func (p *parser) parseHeader(b []byte, problems *[]string) Header {
 	var h Header
+	var cont [][]byte // the current field's continuation lines
+	flush := func() {
+		if len(cont) > 0 && len(h) > 0 {
+			h[len(h)-1].Value += string(bytes.Join(cont, nil))
+		}
+		cont = cont[:0]
+	}
 	for len(b) > 0 {
 		j := bytes.IndexByte(b, '\n')
 		var line []byte
@@ -217,18 +225,18 @@ func (p *parser) parseHeader(b []byte, problems *[]string) Header {
 		}
 		line = bytes.TrimRight(line, "\r")
 		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			if len(h) > 0 {
-				h[len(h)-1].Value += string(line)
-			}
+			cont = append(cont, line)
 			continue
 		}
+		flush()
 		if len(h) >= p.lim.MaxFields {
 			*problems = append(*problems, fmt.Sprintf("more than %d header fields: the rest ignored", p.lim.MaxFields))
-			break
+			return h
 		}
 		name, value, _ := bytes.Cut(line, []byte(":"))
 		h = append(h, Field{Name: string(bytes.TrimRight(name, " \t")), Value: string(bytes.TrimLeft(value, " \t"))})
 	}
+	flush()
 	return h
 }
 

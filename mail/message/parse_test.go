@@ -201,3 +201,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseManyContinuationLines: a header of 200,000 continuation lines
+// (2 MB) is read in linear time, not by copying the value once a line.
+func TestParseManyContinuationLines(t *testing.T) {
+	msg := "Subject: x\r\n" + strings.Repeat(" folded\r\n", 200000) + "\r\nbody"
+	root := Parse([]byte(msg))
+	if got := len(root.Header.Get("Subject")); got != 1+200000*len(" folded") {
+		t.Errorf("subject of %d bytes", got)
+	}
+	if root.Text != "body" {
+		t.Errorf("body %q", root.Text)
+	}
+}
