@@ -186,6 +186,10 @@ func (s *Submitter) Send(ctx context.Context, env Envelope, msg []byte) (string,
 	if err != nil {
 		return "", fmt.Errorf("ua: DATA: %w", err)
 	}
+	// go-smtp bounds each command's reply but not the writing of the
+	// message: allow the command timeout and a second per 64 KiB, the pace
+	// of a slow link, so a server that stops reading cannot hold us forever.
+	raw.SetWriteDeadline(time.Now().Add(timeout + time.Duration(len(msg)>>16)*time.Second))
 	if _, err := w.Write(msg); err != nil {
 		return "", fmt.Errorf("ua: DATA: %w", err)
 	}

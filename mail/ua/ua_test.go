@@ -1,6 +1,7 @@
 package ua
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -68,9 +69,10 @@ type received struct {
 }
 
 type backend struct {
-	mu   sync.Mutex
-	got  []received
-	deny string // a recipient refused with 550
+	mu    sync.Mutex
+	got   []received
+	deny  string   // a recipient refused with 550
+	mechs []string // SASL mechanisms offered; nil: PLAIN
 }
 
 func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{b: b}, nil }
@@ -80,16 +82,48 @@ type session struct {
 	cur received
 }
 
-func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (s *session) AuthMechanisms() []string {
+	if s.b.mechs != nil {
+		return s.b.mechs
+	}
+	return []string{sasl.Plain}
+}
+
+func (s *session) check(user, pass string) error {
+	if user != "alice" || pass != "wonder land" {
+		return smtp.ErrAuthFailed
+	}
+	s.cur.user, s.cur.pass = user, pass
+	return nil
+}
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, user, pass string) error {
-		if user != "alice" || pass != "wonder land" {
-			return smtp.ErrAuthFailed
-		}
-		s.cur.user, s.cur.pass = user, pass
-		return nil
-	}), nil
+	if mech == sasl.Login {
+		return &loginServer{check: s.check}, nil
+	}
+	return sasl.NewPlainServer(func(_, user, pass string) error { return s.check(user, pass) }), nil
+}
+
+// loginServer is the server side of SASL LOGIN (draft-murchison-sasl-login),
+// which go-sasl has only as a client: "Username:", "Password:", with the
+// user name possibly given as the initial response.
+type loginServer struct {
+	check func(user, pass string) error
+	user  *string
+}
+
+func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
+	switch {
+	case l.user == nil && resp == nil:
+		l.user = new(string)
+		return []byte("Username:"), false, nil
+	case l.user == nil || *l.user == "":
+		u := string(resp)
+		l.user = &u
+		return []byte("Password:"), false, nil
+	default:
+		return nil, true, l.check(*l.user, string(resp))
+	}
 }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error { s.cur.from = from; return nil }
@@ -334,3 +368,123 @@ func TestSubmitTranscript(t *testing.T) {
 }
 
 func itoa(n int) string { return big.NewInt(int64(n)).String() }
+
+// TestSubmitAuthLogin authenticates with LOGIN where the server offers only
+// that, the user name as the initial response.
+func TestSubmitAuthLogin(t *testing.T) {
+	be, addr, pool := startServer(t, true)
+	be.mechs = []string{sasl.Login}
+	msg, env := compose(t)
+	s := &Submitter{Addr: addr, TLSConfig: &tls.Config{RootCAs: pool}, Username: "alice", Password: "wonder land", Timeout: 10 * time.Second}
+	if _, err := s.Send(context.Background(), env, msg); err != nil {
+		t.Fatal(err)
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if len(be.got) != 1 || be.got[0].user != "alice" || !bytes.Equal(be.got[0].data, msg) {
+		t.Errorf("%d messages", len(be.got))
+	}
+}
+
+// fakeServer accepts one connection on loopback and plays script: for
+// each entry, it waits for one line from the client when the entry is "<",
+// and otherwise writes the entry. It closes after the script and reports
+// the lines it read; accepted is closed once the client is connected.
+func fakeServer(t *testing.T, script ...string) (addr string, accepted <-chan struct{}, got <-chan []string) {
+	t.Helper()
+	ln := testnet.ListenTCP(t)
+	gotc, acc := make(chan []string, 1), make(chan struct{})
+	go func() {
+		var lines []string
+		defer func() { gotc <- lines }()
+		c, err := ln.Accept()
+		close(acc)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		for _, s := range script {
+			if s == "<" {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				lines = append(lines, strings.TrimRight(l, "\r\n"))
+				continue
+			}
+			if _, err := io.WriteString(c, s); err != nil {
+				return
+			}
+		}
+		io.Copy(io.Discard, r) // until the client closes
+	}()
+	return ln.Addr().String(), acc, gotc
+}
+
+// TestSubmitSTARTTLSInjection: a server (or a man in the middle) that
+// sends a reply after its 220 to STARTTLS, in the clear, would have it read
+// as if it came over TLS (CVE-2011-0411 and kin). The client gives up.
+func TestSubmitSTARTTLSInjection(t *testing.T) {
+	addr, _, got := fakeServer(t, "220 mx ESMTP\r\n", "<", "250-mx\r\n250 STARTTLS\r\n", "<",
+		"220 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n")
+	_, env := compose(t)
+	_, err := (&Submitter{Addr: addr, Timeout: 10 * time.Second}).Send(context.Background(), env, []byte("x\r\n"))
+	if err == nil || !strings.Contains(err.Error(), "injection") {
+		t.Errorf("err = %v, want the injection refused", err)
+	}
+	if lines := <-got; strings.Join(lines, "|") != "EHLO localhost|STARTTLS" {
+		t.Errorf("the server read %q", lines)
+	}
+}
+
+// TestSubmitCancel: a server that never greets holds the client only until
+// its context ends.
+func TestSubmitCancel(t *testing.T) {
+	addr, accepted, got := fakeServer(t, "<")
+	_, env := compose(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&Submitter{Addr: addr, Timeout: time.Hour}).Send(ctx, env, []byte("x\r\n"))
+		done <- err
+	}()
+	<-accepted
+	cancel()
+	if err := <-done; err == nil {
+		t.Error("no error after cancel")
+	}
+	<-got
+}
+
+// FuzzTapLines feeds what a server might send, in chunks of any size, to
+// the trace's line splitter: one event per line, whatever the chunking,
+// and the client-side state (AUTH, DATA) never panics.
+func FuzzTapLines(f *testing.F) {
+	f.Add([]byte("220 mx ESMTP\r\n250-mx\r\n250 AUTH PLAIN\r\n334 \r\n235 ok\r\n354 go\r\n"), uint8(3))
+	f.Add([]byte("no newline at all"), uint8(1))
+	f.Add(bytes.Repeat([]byte("x"), 5000), uint8(200))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		tr := trace.New()
+		sub := tr.Subscribe(8192, false)
+		tap := &tapConn{conv: tr.Conv("ua", "smtp/tcp", trace.Client, nil, nil)}
+		n := int(chunk) + 1
+		for i := 0; i < len(in); i += n {
+			tap.in = tap.lines(tap.in, in[i:min(i+n, len(in))], tap.received)
+			tap.out = tap.lines(tap.out, in[i:min(i+n, len(in))], tap.sent)
+		}
+		tr.Close()
+		events := 0
+		for len(sub.C()) > 0 {
+			<-sub.C()
+			events++
+		}
+		if nl := bytes.Count(in, []byte("\n")); len(in) < 4096 && events > 2*nl+2 {
+			t.Errorf("%d events for %d lines", events, nl)
+		}
+		if len(in) < 4096 && events < bytes.Count(in, []byte("\n")) {
+			t.Errorf("%d events for %d lines", events, bytes.Count(in, []byte("\n")))
+		}
+	})
+}
