@@ -89,7 +89,7 @@ func (s *Submitter) Send(ctx context.Context, env Envelope, msg []byte) (string,
 		return "", fmt.Errorf("ua: greeting: %w", err)
 	}
 	fmt.Fprintf(tap, "EHLO %s\r\n", local)
-	_, ehlo, err := tr.ReadResponse(250)
+	code, ehlo, err := tr.ReadResponse(250)
 	startTLS := false
 	if err == nil {
 		for _, l := range strings.Split(ehlo, "\n")[1:] {
@@ -124,7 +124,9 @@ func (s *Submitter) Send(ctx context.Context, env Envelope, msg []byte) (string,
 		st := tc.ConnectionState()
 		conv.Notef("STARTTLS done: %s %s, certificate verified for %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), cfg.ServerName)
 		tap = &tapConn{Conn: tc, conv: conv}
-		conn = tap
+		// go-smtp takes over as if the server had just greeted it, and
+		// sends EHLO again, as RFC 3207 §4.2 requires after TLS.
+		conn = &prefixConn{Conn: tap, r: io.MultiReader(strings.NewReader("220 resumed\r\n"), tap)}
 		secure = true
 	} else {
 		if !s.Insecure {
@@ -133,15 +135,17 @@ func (s *Submitter) Send(ctx context.Context, env Envelope, msg []byte) (string,
 			return "", ErrNoTLS
 		}
 		conv.Notef("no STARTTLS: continuing in clear (--insecure)")
-		// Bytes the reader already holds go to go-smtp first.
+		// go-smtp takes over as if the server had just greeted it; its EHLO
+		// is answered with the reply the server already gave (and not sent
+		// twice), then it goes on, with HELO if EHLO was refused. Bytes the
+		// reader already holds follow.
 		rest, _ := br.Peek(br.Buffered())
-		conn = &prefixConn{Conn: tap, r: io.MultiReader(strings.NewReader(string(rest)), tap)}
+		replay := "220 resumed\r\n" + formatReply(code, ehlo) + string(rest)
+		conn = &prefixConn{Conn: tap, r: io.MultiReader(strings.NewReader(replay), tap), swallow: "EHLO " + local + "\r\n"}
 	}
 	raw.SetDeadline(time.Time{})
 
-	// go-smtp takes over as if the server had just greeted it: it sends
-	// EHLO (again, as RFC 3207 §4.2 requires after TLS) and the rest.
-	c := smtp.NewClient(&prefixConn{Conn: conn, r: io.MultiReader(strings.NewReader("220 resumed\r\n"), conn)})
+	c := smtp.NewClient(conn)
 	c.CommandTimeout = timeout
 	c.SubmissionTimeout = 2 * timeout
 	defer c.Close()
@@ -227,13 +231,43 @@ func isLoopback(a net.Addr) bool {
 }
 
 // prefixConn reads from r (bytes put before the connection's) and writes
-// to the connection.
+// to the connection, except for a first write equal to swallow, whose
+// answer is among the bytes put before.
 type prefixConn struct {
 	net.Conn
-	r io.Reader
+	r       io.Reader
+	swallow string
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+func (p *prefixConn) Write(b []byte) (int, error) {
+	if p.swallow != "" {
+		want := p.swallow
+		p.swallow = ""
+		if string(b) != want {
+			// The replayed answer would be read as this command's.
+			return 0, fmt.Errorf("ua: go-smtp began with %q, not %q", b, want)
+		}
+		return len(b), nil
+	}
+	return p.Conn.Write(b)
+}
+
+// formatReply writes a reply as textproto.Reader.ReadResponse returned it:
+// its lines joined by "\n" (RFC 5321 §4.2.1: "code-" on all but the last).
+func formatReply(code int, msg string) string {
+	lines := strings.Split(msg, "\n")
+	var b strings.Builder
+	for i, l := range lines {
+		sep := "-"
+		if i == len(lines)-1 {
+			sep = " "
+		}
+		fmt.Fprintf(&b, "%03d%s%s\r\n", code, sep, l)
+	}
+	return b.String()
+}
 
 // dataLinesShown is how many lines of a message the trace shows before it
 // only counts them.

@@ -488,3 +488,59 @@ func FuzzTapLines(f *testing.F) {
 		}
 	})
 }
+
+// TestCourseSession replays the course's sample session: a server that
+// knows only HELO (EHLO gets 502), no TLS (so --insecure), the message
+// "Do you like ketchup? How about pickles?". The server reads exactly the
+// course's commands, and the trace reads as the course prints it.
+func TestCourseSession(t *testing.T) {
+	addr, _, got := fakeServer(t,
+		"220 hamburger.edu\r\n", "<", "502 5.5.2 Error: command not recognized\r\n",
+		"<", "250 Hello crepes.fr, pleased to meet you\r\n",
+		"<", "250 alice@crepes.fr ... Sender ok\r\n",
+		"<", "250 bob@hamburger.edu ... Recipient ok\r\n",
+		"<", "354 Enter mail, end with \".\" on a line by itself\r\n",
+		"<", "<", "<", "250 Message accepted for delivery\r\n",
+		"<", "221 hamburger.edu closing connection\r\n")
+	tr := trace.New()
+	sub := tr.Subscribe(256, true)
+	s := &Submitter{Addr: addr, LocalName: "crepes.fr", Insecure: true, Timeout: 10 * time.Second, Tracer: tr}
+	env := Envelope{From: "alice@crepes.fr", To: []string{"bob@hamburger.edu"}}
+	if _, err := s.Send(context.Background(), env, []byte("Do you like ketchup?\r\nHow about pickles?\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	wantServer := []string{"EHLO crepes.fr", "HELO crepes.fr", "MAIL FROM:<alice@crepes.fr>", "RCPT TO:<bob@hamburger.edu>",
+		"DATA", "Do you like ketchup?", "How about pickles?", ".", "QUIT"}
+	if lines := <-got; strings.Join(lines, "\n") != strings.Join(wantServer, "\n") {
+		t.Errorf("the server read:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(wantServer, "\n"))
+	}
+	var lines []string
+	for len(sub.C()) > 0 {
+		e := <-sub.C()
+		lines = append(lines, e.Speaker()+": "+e.Summary)
+	}
+	want := []string{
+		"S: 220 hamburger.edu",
+		"C: EHLO crepes.fr",
+		"S: 502 5.5.2 Error: command not recognized",
+		"*: no STARTTLS: continuing in clear (--insecure)",
+		"C: HELO crepes.fr",
+		"S: 250 Hello crepes.fr, pleased to meet you",
+		"C: MAIL FROM:<alice@crepes.fr>",
+		"S: 250 alice@crepes.fr ... Sender ok",
+		"C: RCPT TO:<bob@hamburger.edu>",
+		"S: 250 bob@hamburger.edu ... Recipient ok",
+		"C: DATA",
+		`S: 354 Enter mail, end with "." on a line by itself`,
+		"C: Do you like ketchup?",
+		"C: How about pickles?",
+		"C: .",
+		"S: 250 Message accepted for delivery",
+		"C: QUIT",
+		"S: 221 hamburger.edu closing connection",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
