@@ -85,6 +85,11 @@ func Build(d *Draft) ([]byte, error) {
 		}
 		h.WriteString(s)
 	}
+	if len(d.To) == 0 && len(d.Cc) == 0 {
+		// Only Bcc recipients: an empty group says so without naming
+		// them (RFC 5322 §3.6.3 and A.1.3), as mail clients write it.
+		h.WriteString("To: undisclosed-recipients:;\r\n")
+	}
 	h.WriteString(FoldField("Message-ID", id))
 	if d.Subject != "" {
 		h.WriteString(UnstructuredField("Subject", d.Subject))

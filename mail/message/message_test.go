@@ -281,3 +281,42 @@ func TestCountReceived(t *testing.T) {
 		t.Errorf("CountReceived = %d, want 0", n)
 	}
 }
+
+// TestBuildNoHeaderInjection: line breaks in any text a user gives end up
+// encoded, never as a new header field.
+func TestBuildNoHeaderInjection(t *testing.T) {
+	evil := "hi\r\nBcc: eve@evil.test\r\n\r\nbody"
+	msg, err := Build(&Draft{
+		From:        mail.Address{Name: evil, Address: "a@crepes.test"},
+		To:          []mail.Address{{Name: "x\nBcc: eve@evil.test", Address: "b@hamburger.test"}},
+		Subject:     evil,
+		UserAgent:   evil,
+		Attachments: []Attachment{{Filename: "a\r\nBcc: eve@evil.test.txt", ContentType: "text/plain\r\nBcc: eve@evil.test", Data: []byte("x")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(msg, []byte("\nBcc")) {
+		t.Fatalf("a Bcc line got in:\n%s", msg)
+	}
+	root := Parse(msg)
+	if root.Header.Text("Subject") != evil || root.Header.Get("Bcc") != "" {
+		t.Errorf("subject %q", root.Header.Text("Subject"))
+	}
+	if _, err := Build(&Draft{From: mail.Address{Address: "a@crepes.test"}, MessageID: "<x@y>\r\nBcc: e@v"}); err == nil {
+		t.Error("a Message-ID with a line break accepted")
+	}
+}
+
+func TestBuildOnlyBcc(t *testing.T) {
+	msg, err := Build(&Draft{From: mail.Address{Address: "a@crepes.test"}, Text: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(msg, []byte("\r\nTo: undisclosed-recipients:;\r\n")) {
+		t.Errorf("no undisclosed-recipients group:\n%s", msg)
+	}
+	if l, err := Parse(msg).Header.Addresses("To"); err != nil || len(l) != 0 {
+		t.Errorf("To parsed as %v, %v", l, err)
+	}
+}
