@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"os"
@@ -203,5 +205,69 @@ func TestMailSendSubmits(t *testing.T) {
 	defer be.mu.Unlock()
 	if be.user != "alice" || strings.Join(be.to, ",") != "bob@hamburger.test,eve@hamburger.test" || !bytes.Contains(be.data, []byte("How about pickles?")) {
 		t.Errorf("server got user %q, rcpts %v, %d bytes", be.user, be.to, len(be.data))
+	}
+}
+
+// TestMailSendPythonReads builds a message with `appnet mail send --out`
+// (multipart/mixed, an HTML alternative, a binary attachment, non-ASCII
+// subject and names) and reads it with Python's email package
+// (mail/message/testdata/pyread.py): the same subject, addresses, text,
+// HTML and attachment bytes and name come out.
+func TestMailSendPythonReads(t *testing.T) {
+	py := testnet.NeedTool(t, "python3")
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		py = "/usr/bin/python3"
+	}
+	dir := t.TempDir()
+	bin := make([]byte, 4099)
+	for i := range bin {
+		bin[i] = byte(i*31 + i/256)
+	}
+	att := filepath.Join(dir, "Übersicht 2026.dat")
+	html := filepath.Join(dir, "m.html")
+	out := filepath.Join(dir, "m.eml")
+	if err := os.WriteFile(att, bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(html, []byte("<p>Grüße, <b>Bob</b></p>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const subject = "会議について: Zoë's Übersicht"
+	const text = "Grüße, Bob!\nSiehe Anhang.\n"
+	code, _, stderr := run(t, "mail", "send", "--from", "Zoë Çelik <zoe@crepes.test>", "--to", "Bob Smith <bob@hamburger.test>, 山田 太郎 <taro@example.jp>",
+		"--bcc", "eve@hamburger.test", "--subject", subject, "--body", text, "--html", html, "--attach", att, "--out", out)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	raw, err := exec.Command(py, "../../mail/message/testdata/pyread.py", out).Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	var v struct {
+		Subject     string
+		From, To    [][2]string
+		Bcc         *string
+		Text, HTML  string
+		Type        string
+		Attachments []struct {
+			Filename, Type string
+			Data           []byte
+		}
+		Defects []string
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Subject != subject || v.Text != text || v.HTML != "<p>Grüße, <b>Bob</b></p>\n" || v.Type != "multipart/mixed" || v.Bcc != nil {
+		t.Errorf("python read subject %q, text %q, html %q, type %s, bcc %v", v.Subject, v.Text, v.HTML, v.Type, v.Bcc)
+	}
+	if fmt.Sprint(v.From) != "[[Zoë Çelik zoe@crepes.test]]" || fmt.Sprint(v.To) != "[[Bob Smith bob@hamburger.test] [山田 太郎 taro@example.jp]]" {
+		t.Errorf("from %v, to %v", v.From, v.To)
+	}
+	if len(v.Attachments) != 1 || v.Attachments[0].Filename != "Übersicht 2026.dat" || !bytes.Equal(v.Attachments[0].Data, bin) {
+		t.Errorf("attachments %d", len(v.Attachments))
+	}
+	if len(v.Defects) > 0 {
+		t.Errorf("python found defects: %v", v.Defects)
 	}
 }

@@ -25,27 +25,9 @@ func python(t *testing.T) string {
 	return p
 }
 
-// pyRead parses a message file with Python's email package
-// (policy.default) and prints what a mail client would show.
-const pyRead = `
-import sys, json, base64, email
-from email import policy
-m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.default)
-def addrs(name):
-    h = m[name]
-    return [] if h is None else [[a.display_name, a.addr_spec] for a in h.addresses]
-body = m.get_body(preferencelist=('plain',))
-html = m.get_body(preferencelist=('html',))
-atts = []
-for a in m.iter_attachments():
-    atts.append({'filename': a.get_filename(), 'type': a.get_content_type(),
-                 'data': base64.b64encode(a.get_payload(decode=True)).decode()})
-defects = [type(d).__name__ for p in m.walk() for d in p.defects]
-print(json.dumps({'subject': str(m['subject']), 'from': addrs('from'), 'to': addrs('to'), 'cc': addrs('cc'),
-                  'bcc': m['bcc'], 'text': body.get_content() if body else None,
-                  'html': html.get_content() if html else None,
-                  'type': m.get_content_type(), 'attachments': atts, 'defects': defects}))
-`
+// pyRead is testdata/pyread.py: it parses a message file with Python's
+// email package (policy.default) and prints what a mail client would show.
+const pyRead = "testdata/pyread.py"
 
 type pyView struct {
 	Subject     string
@@ -104,7 +86,7 @@ func TestPythonReadsOurMessage(t *testing.T) {
 	if err := os.WriteFile(file, msg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(py, "-c", pyRead, file).Output()
+	out, err := exec.Command(py, pyRead, file).Output()
 	if err != nil {
 		t.Fatalf("python: %v", err)
 	}
