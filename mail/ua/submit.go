@@ -83,7 +83,9 @@ func (s *Submitter) Send(ctx context.Context, env Envelope, msg []byte) (string,
 	// server that sends more after its 220 to STARTTLS (the command
 	// injection of CVE-2011-0411) is caught.
 	raw.SetDeadline(time.Now().Add(timeout))
-	br := bufio.NewReader(tap)
+	// The greeting, EHLO and STARTTLS replies fit in 64 KiB; a server that
+	// sends more (or an endless line) gets an error, not our memory.
+	br := bufio.NewReader(io.LimitReader(tap, maxPreTLS))
 	tr := textproto.NewReader(br)
 	if _, _, err := tr.ReadResponse(220); err != nil {
 		return "", fmt.Errorf("ua: greeting: %w", err)
@@ -268,6 +270,10 @@ func formatReply(code int, msg string) string {
 	}
 	return b.String()
 }
+
+// maxPreTLS bounds what the server may send before TLS or go-smtp's
+// client, which has limits of its own, takes over.
+const maxPreTLS = 64 << 10
 
 // dataLinesShown is how many lines of a message the trace shows before it
 // only counts them.

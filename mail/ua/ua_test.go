@@ -544,3 +544,14 @@ func TestCourseSession(t *testing.T) {
 		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestSubmitEndlessGreeting: a server that never ends its greeting line
+// costs a bounded read, then an error.
+func TestSubmitEndlessGreeting(t *testing.T) {
+	addr, _, got := fakeServer(t, "220-"+strings.Repeat("x", maxPreTLS+10))
+	_, env := compose(t)
+	if _, err := (&Submitter{Addr: addr, Timeout: 10 * time.Second}).Send(context.Background(), env, []byte("x\r\n")); err == nil || !strings.Contains(err.Error(), "greeting") {
+		t.Errorf("err = %v", err)
+	}
+	<-got
+}
