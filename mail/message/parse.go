@@ -216,14 +216,8 @@ func (p *parser) parseHeader(b []byte, problems *[]string) Header {
 		cont = cont[:0]
 	}
 	for len(b) > 0 {
-		j := bytes.IndexByte(b, '\n')
 		var line []byte
-		if j < 0 {
-			line, b = b, nil
-		} else {
-			line, b = b[:j], b[j+1:]
-		}
-		line = bytes.TrimRight(line, "\r")
+		line, b = cutLine(b)
 		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
 			cont = append(cont, line)
 			continue
@@ -238,6 +232,13 @@ func (p *parser) parseHeader(b []byte, problems *[]string) Header {
 	}
 	flush()
 	return h
+}
+
+// cutLine returns the first line of b, without its LF or CRLF, and the
+// rest after it.
+func cutLine(b []byte) (line, rest []byte) {
+	line, rest, _ = bytes.Cut(b, []byte("\n"))
+	return bytes.TrimSuffix(line, []byte("\r")), rest
 }
 
 // entity parses one entity: header, then a body according to its type.

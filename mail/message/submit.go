@@ -22,13 +22,8 @@ func countField(msg []byte, name string, stop int) int {
 	header, _ := SplitHeader(msg)
 	n := 0
 	for len(header) > 0 {
-		j := bytes.IndexByte(header, '\n')
 		var line []byte
-		if j < 0 {
-			line, header = header, nil
-		} else {
-			line, header = header[:j], header[j+1:]
-		}
+		line, header = cutLine(header)
 		if len(line) <= len(name) || line[0] == ' ' || line[0] == '\t' {
 			continue
 		}
@@ -67,17 +62,10 @@ func EnsureSubmissionHeaders(msg []byte, domain string, now time.Time) ([]byte, 
 	}
 	out := make([]byte, 0, len(add)+len(msg))
 	out = append(out, add...)
-	if len(msg) > 0 && msg[0] != '\r' && msg[0] != '\n' && !validFieldLine(firstLine(msg)) {
+	if first, _ := cutLine(msg); len(msg) > 0 && msg[0] != '\r' && msg[0] != '\n' && !validFieldLine(first) {
 		// A message with no header at all: the fields need the blank line
 		// that separates them from the body (RFC 5322 §2.1).
 		out = append(out, "\r\n"...)
 	}
 	return append(out, msg...), nil
-}
-
-func firstLine(b []byte) []byte {
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return bytes.TrimRight(b[:i], "\r")
-	}
-	return b
 }
