@@ -320,3 +320,31 @@ func TestBuildOnlyBcc(t *testing.T) {
 		t.Errorf("To parsed as %v, %v", l, err)
 	}
 }
+
+// bigDraft is testDraft with a 1 MiB attachment.
+func bigDraft() *Draft {
+	d := testDraft()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 131 >> 3)
+	}
+	d.Attachments = append(d.Attachments, Attachment{Filename: "big.bin", Data: data})
+	return d
+}
+
+func BenchmarkBuild(b *testing.B) {
+	d := bigDraft()
+	msg, _ := Build(d)
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		Build(d)
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	msg, _ := Build(bigDraft())
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		Parse(msg)
+	}
+}
