@@ -2,10 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -269,5 +272,45 @@ func TestMailSendPythonReads(t *testing.T) {
 	}
 	if len(v.Defects) > 0 {
 		t.Errorf("python found defects: %v", v.Defects)
+	}
+}
+
+// TestMailSendSTARTTLSWithCA submits over STARTTLS to a server whose
+// certificate only --ca FILE vouches for (net/http/httptest's test
+// certificate, for 127.0.0.1); without --ca the submission fails.
+func TestMailSendSTARTTLSWithCA(t *testing.T) {
+	hs := httptest.NewUnstartedServer(nil)
+	hs.StartTLS()
+	cert, leaf := hs.TLS.Certificates[0], hs.Certificate()
+	hs.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	be := &cliBackend{}
+	s := smtp.NewServer(be)
+	s.Domain = "hamburger.test"
+	s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.ErrorLog = log.New(io.Discard, "", 0)
+	addr := testnet.Serve(t, s, testnet.ListenTCP(t), nil)
+	t.Setenv("APPNET_MAIL_PASSWORD", "s3cret")
+	args := []string{"--trace", "mail", "send", "--server", addr, "--user", "alice", "--from", "alice@crepes.test",
+		"--to", "bob@hamburger.test", "--subject", "over TLS", "--body", "hello"}
+	if code, _, stderr := run(t, args...); code != ExitFail || !strings.Contains(stderr, "certificate") {
+		t.Errorf("without --ca: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr := run(t, append(args, "--ca", ca)...)
+	if code != ExitOK || !strings.HasPrefix(stdout, "sent to 1 recipients") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	for _, want := range []string{"  C: STARTTLS\n", ", certificate verified for 127.0.0.1\n", "  C: AUTH PLAIN (credentials hidden)\n"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("trace lacks %q:\n%s", want, stderr)
+		}
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.user != "alice" || !bytes.Contains(be.data, []byte("Subject: over TLS\r\n")) {
+		t.Errorf("server got user %q, %d bytes", be.user, len(be.data))
 	}
 }
