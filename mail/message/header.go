@@ -288,7 +288,9 @@ func FormatAddress(a mail.Address) (string, error) {
 		return a.Address, nil
 	}
 	if needsEncoding(name) {
-		return strings.Join(EncodeWords(name, maxEncodedWord), " ") + " <" + a.Address + ">", nil
+		// The first word is kept short enough to follow "Reply-To: " on the
+		// field's first line, which folding never breaks.
+		return strings.Join(encodeWords(name, 60, maxEncodedWord), " ") + " <" + a.Address + ">", nil
 	}
 	return phrase(name) + " <" + a.Address + ">", nil
 }

@@ -348,3 +348,33 @@ func BenchmarkParse(b *testing.B) {
 		Parse(msg)
 	}
 }
+
+// TestAddressFieldLongNames: long display names, encoded or not, and long
+// lists fold within 76 columns where encoded-words are (RFC 2047 §2) and 78
+// elsewhere, and parse back whole.
+func TestAddressFieldLongNames(t *testing.T) {
+	list := []mail.Address{
+		{Name: strings.Repeat("Ünïcödé Nàmé ", 8), Address: "long@crepes.test"},
+		{Name: "Plain Name", Address: "plain@crepes.test"},
+		{Name: strings.Repeat("長い名前", 12), Address: "jp@example.jp"},
+	}
+	for i := range 12 {
+		list = append(list, mail.Address{Address: fmt.Sprintf("user%d@hamburger.test", i)})
+	}
+	for _, name := range []string{"From", "To", "Reply-To"} {
+		f, err := AddressField(name, list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkLines(t, f, foldEncodedAt)
+		back, err := ParseAddressList(strings.TrimPrefix(unfold(f), name+": "))
+		if err != nil || len(back) != len(list) {
+			t.Fatalf("%s: parsed %d of %d: %v", name, len(back), len(list), err)
+		}
+		for i := range list {
+			if back[i].Name != strings.TrimSpace(list[i].Name) || back[i].Address != list[i].Address {
+				t.Errorf("%s: address %d came back as %v", name, i, back[i])
+			}
+		}
+	}
+}
