@@ -62,7 +62,8 @@ func testConfig(bits, r int) Config {
 	return Config{Bits: bits, Successors: r,
 		StabilizeInterval: 15 * time.Millisecond, FixFingersInterval: 5 * time.Millisecond,
 		CheckPredecessorInterval: 30 * time.Millisecond, ReplicateInterval: 300 * time.Millisecond,
-		ExpireInterval: time.Second, CallTimeout: 400 * time.Millisecond}
+		ExpireInterval: time.Second, CallTimeout: 400 * time.Millisecond,
+		MaxConnsPerAddr: -1} // every node of a test ring is on 127.0.0.1
 }
 
 type ring struct {
@@ -79,6 +80,7 @@ func (r *ring) add(id *ID, join string) *Peer {
 	}
 	cfg := r.cfg
 	cfg.ID = id
+	cfg.TrustIDs = cfg.TrustIDs || id != nil
 	p, err := NewPeer(ln, cfg, fmt.Sprintf("n%d", len(r.peers)), nil, nil)
 	if err != nil {
 		r.t.Fatal(err)

@@ -2,6 +2,7 @@ package chord
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,6 +21,10 @@ type Client struct {
 	Mode      LookupMode
 	MaxHops   int // 0: DefaultMaxHops
 	Replicas  int // successors asked when the owner has nothing; 0: 3
+	// Signer signs the values the client puts; nil: ProcessSigner, the
+	// process's own key. Only the holder of a key can replace or remove
+	// what it wrote.
+	Signer ed25519.PrivateKey
 
 	tcp *TCPTransport
 }
@@ -164,8 +169,11 @@ func (c *Client) Lookup(ctx context.Context, addr string, key Key) (Result, Spac
 	return res, s.sp, err
 }
 
-// Put stores values under key through the node at addr: replacing what is
-// there, or with add joining the set (each value with its own expiry).
+// Put stores values under key through the node at addr, signed with the
+// client's Signer: replacing what this writer stored there (the key is
+// then the writer's alone while its values live), or with add joining the
+// shared set, where each writer holds its own values (each with its own
+// expiry) and no writer can remove another's.
 func (c *Client) Put(ctx context.Context, addr string, key Key, vs []Value, add bool) (Result, error) {
 	s, err := c.session(ctx, addr)
 	if err != nil {
@@ -175,11 +183,16 @@ func (c *Client) Put(ctx context.Context, addr string, key Key, vs []Value, add 
 	if err != nil {
 		return Result{}, err
 	}
-	return put(ctx, s.call, c.lookupFunc(s), id, key.label(), vs, add)
+	signer := c.Signer
+	if signer == nil {
+		signer = ProcessSigner()
+	}
+	return put(ctx, s.call, c.lookupFunc(s), signer, id, key.label(), vs, add)
 }
 
 // Get returns the values under key through the node at addr, and the
-// lookup that found them.
+// lookup that found them. Each value carries its writer's public key (PK);
+// values whose signatures do not check are dropped.
 func (c *Client) Get(ctx context.Context, addr string, key Key) ([]Value, Result, error) {
 	s, err := c.session(ctx, addr)
 	if err != nil {

@@ -56,7 +56,7 @@ func FuzzServer(f *testing.F) {
 	}
 	id := Space{6}.FromUint64(1)
 	cfg := testConfig(6, 2)
-	cfg.ID = &id
+	cfg.ID, cfg.TrustIDs = &id, true
 	p, err := NewPeer(ln, cfg, "fuzz", nil, nil)
 	if err != nil {
 		f.Fatal(err)

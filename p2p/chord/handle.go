@@ -2,6 +2,7 @@ package chord
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -21,18 +22,22 @@ func (n *Node) Handle(ctx context.Context, req *Message) *Message {
 	if needKey && req.Key == nil {
 		return errorReply(req, CodeMalformed, "%s without a key", req.Op)
 	}
-	if (req.Op == OpNotify || req.Op == OpLeave) && req.From == nil {
+	if (req.Op == OpNotify || req.Op == OpLeave || req.Op == OpStore) && req.From == nil {
 		return errorReply(req, CodeMalformed, "%s without from", req.Op)
 	}
 	var resp *Message
 	switch req.Op {
 	case OpPing:
 		self := n.self
-		resp = &Message{Node: &self}
+		n.mu.Lock()
+		resp = &Message{Node: &self, Leaving: n.leaving}
+		n.mu.Unlock()
 	case OpStabilize:
 		resp = n.handleStabilize()
 	case OpNotify:
-		n.handleNotify(*req.From)
+		if err := n.handleNotify(ctx, *req.From, req.Preds); err != nil {
+			return errorReply(req, CodeForbidden, "notify refused: %v", err)
+		}
 		resp = &Message{}
 	case OpFindNext:
 		resp = n.handleFindNext(*req.Key, req.Exclude)
@@ -43,9 +48,11 @@ func (n *Node) Handle(ctx context.Context, req *Message) *Message {
 	case OpPut:
 		resp = n.handlePut(ctx, req)
 	case OpStore:
-		resp = n.handleStore(req.Items)
+		resp = n.handleStore(ctx, req)
 	case OpLeave:
-		n.handleLeave(*req.From, req.Pred, req.Succs)
+		if err := n.handleLeave(ctx, *req.From, req.Pred, req.Succs); err != nil {
+			return errorReply(req, CodeForbidden, "leave refused: %v", err)
+		}
 		resp = &Message{}
 	case OpInfo:
 		resp = n.handleInfo()
@@ -59,7 +66,8 @@ func (n *Node) Handle(ctx context.Context, req *Message) *Message {
 func (n *Node) handleStabilize() *Message {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	r := &Message{Succs: slices.Clone(n.succs)}
+	self := n.self
+	r := &Message{Node: &self, Succs: slices.Clone(n.succs)}
 	if n.pred != nil {
 		p := *n.pred
 		r.Pred = &p
@@ -71,26 +79,54 @@ func (n *Node) handleInfo() *Message {
 	r := n.handleStabilize()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	self := n.self
-	r.Node = &self
 	r.Fingers = slices.Clone(n.fingers)
 	r.Keys = len(n.st.items)
 	return r
 }
 
 // handleNotify: n' thinks it might be our predecessor (Fig. 7, notify).
-// When it is adopted, the keys it now owns are handed over.
-func (n *Node) handleNotify(from NodeRef) {
+// It is believed only when its address is the request's source IP, its
+// ID is derived from its address (unless IDs are trusted), and it answers
+// a ping at that address as that node (the callback, made without the
+// lock). When it is adopted, the keys it now owns are handed over. Our
+// current predecessor's notify refreshes our list of predecessors.
+func (n *Node) handleNotify(ctx context.Context, from NodeRef, preds []NodeRef) error {
 	if from.Addr == n.self.Addr {
-		return
+		return nil
+	}
+	if !sourceMatches(ctx, from.Addr) {
+		return fmt.Errorf("%s does not come from the address it claims", from.Addr)
+	}
+	if !n.plausible(from) {
+		return fmt.Errorf("N%s at %s: %w", n.sp.Format(from.ID), from.Addr, ErrUnverified)
+	}
+	candidate := func() bool {
+		old := n.pred
+		return old == nil || (old.Addr != from.Addr && Between(from.ID, old.ID, n.self.ID))
 	}
 	n.mu.Lock()
-	old := n.pred
-	if old != nil && (old.Addr == from.Addr || !Between(from.ID, old.ID, n.self.ID)) {
+	if n.pred != nil && *n.pred == from {
+		n.setPredsLocked(preds)
 		n.mu.Unlock()
-		return
+		return nil
 	}
-	n.pred = &from
+	ok := candidate()
+	n.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := n.callback(ctx, from, false); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	if !candidate() { // the state moved during the callback
+		n.mu.Unlock()
+		return nil
+	}
+	old := n.pred
+	p := from
+	n.pred = &p
+	n.setPredsLocked(preds)
 	var items []Item
 	now := n.clk.Now()
 	if old != nil {
@@ -107,6 +143,7 @@ func (n *Node) handleNotify(from NodeRef) {
 	if len(items) > 0 {
 		n.spawn(func(ctx context.Context) { n.sendItems(ctx, from, items) })
 	}
+	return nil
 }
 
 func (n *Node) handleFindNext(key ID, exclude []NodeRef) *Message {
@@ -173,25 +210,74 @@ func (n *Node) handleGet(key ID) *Message {
 	return &Message{Found: ok, Name: name, Values: vs}
 }
 
+// storeError is the reply to a write the store refused.
+func storeError(req *Message, err error) *Message {
+	code := CodeForbidden
+	switch {
+	case errors.Is(err, ErrNodeFull), errors.Is(err, ErrWriterQuota):
+		code = CodeFull
+	case errors.Is(err, ErrStale):
+		code = CodeStale
+	}
+	return errorReply(req, code, "%v", err)
+}
+
+// writerOf returns the one writer of vs, or an error when the values are
+// unsigned or signed by several keys.
+func writerOf(vs []Value) (string, error) {
+	if len(vs) == 0 {
+		return "", errors.New("chord: no values")
+	}
+	pk := string(vs[0].PK)
+	for _, v := range vs {
+		if len(v.PK) == 0 || len(v.Sig) == 0 {
+			return "", fmt.Errorf("%w: unsigned value", ErrSignature)
+		}
+		if string(v.PK) != pk {
+			return "", errors.New("chord: values of several writers in one put")
+		}
+	}
+	return pk, nil
+}
+
 // handlePut stores at the owner, then copies the item to the replicas
-// before answering.
+// before answering. The values are one writer's, each signed (Verify);
+// the size is checked against the writer's and the node's bound before
+// any signature is, so a writer over its quota costs little.
 func (n *Node) handlePut(ctx context.Context, req *Message) *Message {
 	key := *req.Key
-	size := itemSize(Item{Name: req.Name, Values: req.Values})
+	pk, err := writerOf(req.Values)
+	if err != nil {
+		return errorReply(req, CodeForbidden, "%v", err)
+	}
+	size := int64(recordOverhead + len(req.Name))
+	for _, v := range req.Values {
+		size += int64(len(v.Data)) + entryOverhead
+	}
 	n.mu.Lock()
 	if n.pred != nil && !BetweenRight(key, n.pred.ID, n.self.ID) {
 		n.mu.Unlock()
 		return errorReply(req, CodeNotResponsible, "N%s is not responsible for K%s", n.sp.Format(n.self.ID), n.sp.Format(key))
 	}
-	now := n.clk.Now()
-	if old, ok := n.st.items[key]; ok && req.Add {
-		for _, e := range old.values {
-			size += 32 + len(e.data)
+	full := n.quotaCheckLocked(pk, size, req.Add)
+	n.mu.Unlock()
+	if full != nil {
+		return storeError(req, full)
+	}
+	for _, v := range req.Values {
+		if err := Verify(key, v); err != nil {
+			return errorReply(req, CodeForbidden, "%v", err)
 		}
 	}
-	if size > maxItemBytes || !n.st.put(key, req.Name, req.Values, req.Add, now, n.cfg.MaxKeys) {
+	mode := modeReplace
+	if req.Add {
+		mode = modeAdd
+	}
+	n.mu.Lock()
+	now := n.clk.Now()
+	if err := n.st.write(key, req.Name, pk, req.Values, mode, false, now); err != nil {
 		n.mu.Unlock()
-		return errorReply(req, CodeFull, "store full")
+		return storeError(req, err)
 	}
 	items := n.st.collect(now, func(k ID) bool { return k == key })
 	targets := n.replicaTargetsLocked()
@@ -202,33 +288,143 @@ func (n *Node) handlePut(ctx context.Context, req *Message) *Message {
 	return &Message{}
 }
 
-// handleStore takes whole items: replicas from a predecessor, keys handed
-// over on join or leave.
-func (n *Node) handleStore(items []Item) *Message {
+// quotaCheckLocked refuses early a write of size bytes that cannot fit
+// even if it replaced everything the writer has under other keys... it
+// is the cheap test before the signatures; write makes the exact one.
+func (n *Node) quotaCheckLocked(pk string, size int64, add bool) error {
+	held := n.st.writerBytes(pk)
+	if size > n.st.maxWriter || (add && held+size > n.st.maxWriter+int64(MaxValueLen)*MaxValues) {
+		return fmt.Errorf("%w: %d of %d bytes held, %d more asked", ErrWriterQuota, held, n.st.maxWriter, size)
+	}
+	if held >= n.st.maxWriter {
+		return fmt.Errorf("%w: %d of %d bytes held", ErrWriterQuota, held, n.st.maxWriter)
+	}
+	if n.st.bytes >= n.st.maxBytes {
+		return fmt.Errorf("%w: %d of %d bytes held", ErrNodeFull, n.st.bytes, n.st.maxBytes)
+	}
+	return nil
+}
+
+// handleStore takes whole items: replicas and keys handed over on join or
+// leave. They are accepted only from a neighbour that proves its address
+// (the request's source IP) and only for keys that neighbour may hand us:
+//   - from our successor (the join hand-over), keys in our own range
+//     (pred, self], or any key outside (self, successor] while we have no
+//     predecessor;
+//   - from a node of our predecessor list (the owner of the keys or a
+//     predecessor after it: replication, the leave hand-over), keys in
+//     (last of the list, that node], the keys it or the nodes before it
+//     own; any key when the list goes round the ring.
+//
+// Every value's signature is checked; each writer's values replace that
+// writer's record when they are not older (Seq) than it.
+func (n *Node) handleStore(ctx context.Context, req *Message) *Message {
+	from := *req.From
+	if !sourceMatches(ctx, from.Addr) {
+		return errorReply(req, CodeForbidden, "store refused: %s does not come from the address it claims", from.Addr)
+	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	now := n.clk.Now()
-	for _, it := range items {
-		if itemSize(it) > maxItemBytes {
+	isSucc := n.succs[0] == from && from.Addr != n.self.Addr
+	pi := slices.Index(n.preds, from)
+	if pi < 0 || n.pred == nil {
+		pi = -1
+	}
+	var pred, last *NodeRef
+	if n.pred != nil {
+		p := *n.pred
+		pred = &p
+	}
+	if pi >= 0 {
+		l := n.preds[len(n.preds)-1]
+		last = &l
+	}
+	around := n.around
+	n.mu.Unlock()
+	if !isSucc && pi < 0 {
+		return errorReply(req, CodeForbidden, "store refused: N%s at %s is neither our successor nor a predecessor we know", n.sp.Format(from.ID), from.Addr)
+	}
+	may := func(k ID) bool {
+		if isSucc && (pred == nil && !BetweenRight(k, n.self.ID, from.ID) || pred != nil && BetweenRight(k, pred.ID, n.self.ID)) {
+			return true
+		}
+		if pi >= 0 && (around || BetweenRight(k, last.ID, from.ID)) {
+			return true
+		}
+		return false
+	}
+	refused := 0
+	var firstErr error
+	for _, it := range req.Items {
+		if !may(it.Key) || itemSize(it) > maxItemBytes {
+			refused++
 			continue
 		}
-		n.st.put(it.Key, it.Name, it.Values, false, now, n.cfg.MaxKeys)
+		groups := map[string][]Value{}
+		var order []string
+		for _, v := range it.Values {
+			if Verify(it.Key, v) != nil {
+				continue
+			}
+			if _, ok := groups[string(v.PK)]; !ok {
+				order = append(order, string(v.PK))
+			}
+			groups[string(v.PK)] = append(groups[string(v.PK)], v)
+		}
+		if len(order) == 0 {
+			refused++
+			continue
+		}
+		n.mu.Lock()
+		now := n.clk.Now()
+		for _, pk := range order {
+			if err := n.st.write(it.Key, it.Name, pk, groups[pk], modeSnapshot, it.Excl, now); err != nil {
+				refused++
+				if firstErr == nil {
+					firstErr = err
+				}
+			}
+		}
+		n.mu.Unlock()
+	}
+	if refused > 0 {
+		if firstErr == nil {
+			firstErr = errors.New("not in our range, or not signed")
+		}
+		return storeError(req, fmt.Errorf("store: %d of %d items refused: %w", refused, len(req.Items), firstErr))
 	}
 	return &Message{}
 }
 
-// handleLeave closes the gap a leaving neighbour leaves behind.
-func (n *Node) handleLeave(from NodeRef, pred *NodeRef, succs []NodeRef) {
+// handleLeave closes the gap a leaving neighbour leaves behind. It is
+// believed only from the leaving node itself: the request's source IP is
+// its address's, it is our predecessor or successor as it claims, and
+// called back at its address it answers as itself and says it is leaving.
+func (n *Node) handleLeave(ctx context.Context, from NodeRef, pred *NodeRef, succs []NodeRef) error {
+	if !sourceMatches(ctx, from.Addr) {
+		return fmt.Errorf("%s does not come from the address it claims", from.Addr)
+	}
+	n.mu.Lock()
+	neighbour := (n.pred != nil && *n.pred == from) || (n.succs[0] == from && from.Addr != n.self.Addr)
+	n.mu.Unlock()
+	if !neighbour {
+		return fmt.Errorf("N%s at %s is not our predecessor or successor", n.sp.Format(from.ID), from.Addr)
+	}
+	if err := n.callback(ctx, from, true); err != nil {
+		return err
+	}
+	succs = n.filterPlausible(succs)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.pred != nil && n.pred.Addr == from.Addr {
+	if n.pred != nil && *n.pred == from {
 		n.pred = nil
-		if pred != nil && pred.Addr != n.self.Addr {
+		n.preds = nil
+		if pred != nil && pred.Addr != n.self.Addr && n.plausible(*pred) {
 			p := *pred
 			n.pred = &p
+			n.preds = []NodeRef{p}
 		}
 	}
-	if n.succs[0].Addr == from.Addr && len(succs) > 0 {
+	if n.succs[0] == from && len(succs) > 0 {
 		n.setSuccsLocked(succs)
 	}
 	n.succs = slices.DeleteFunc(n.succs, func(s NodeRef) bool { return s.Addr == from.Addr })
@@ -240,4 +436,5 @@ func (n *Node) handleLeave(from NodeRef, pred *NodeRef, succs []NodeRef) {
 			n.fingers[i] = NodeRef{}
 		}
 	}
+	return nil
 }

@@ -2,6 +2,7 @@ package chord
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
@@ -115,18 +116,21 @@ func (n *Node) lookupCall(ctx context.Context, to NodeRef, req *Message) (*Messa
 }
 
 // put stores values under key at its owner, found from start; the owner
-// copies them to its replicas before it answers. A stale lookup (the
-// answer "not responsible") is retried.
-func put(ctx context.Context, call caller, lookup func(context.Context, ID) (Result, error), key ID, name string, vs []Value, add bool) (Result, error) {
+// copies them to its replicas before it answers. The values are signed
+// with signer, afresh for each try. A stale lookup (the answer "not
+// responsible") is retried, and so is a write that lost a race with one
+// of the same writer's (code CodeStale: the other got a later sequence
+// number but arrived first).
+func put(ctx context.Context, call caller, lookup func(context.Context, ID) (Result, error), signer ed25519.PrivateKey, key ID, name string, vs []Value, add bool) (Result, error) {
 	var last error
 	for try := 0; try < 3; try++ {
 		res, err := lookup(ctx, key)
 		if err != nil {
 			return res, err
 		}
-		_, err = call(ctx, res.Owner, &Message{Op: OpPut, Key: &key, Name: name, Values: vs, Add: add})
+		_, err = call(ctx, res.Owner, &Message{Op: OpPut, Key: &key, Name: name, Values: signAll(signer, key, vs), Add: add})
 		var re *RemoteError
-		if errors.As(err, &re) && re.Code == CodeNotResponsible {
+		if errors.As(err, &re) && (re.Code == CodeNotResponsible || re.Code == CodeStale) {
 			last = err
 			continue
 		}
@@ -136,7 +140,9 @@ func put(ctx context.Context, call caller, lookup func(context.Context, ID) (Res
 }
 
 // get fetches the values under key from its owner, falling back to the
-// owner's successors (its replicas) when the owner has none yet.
+// owner's successors (its replicas) when the owner has none yet. Only
+// values whose signatures check are returned (Verify): a node that serves
+// forged values is treated as one that has none.
 func get(ctx context.Context, call caller, lookup func(context.Context, ID) (Result, error), key ID, replicas int) ([]Value, Result, error) {
 	res, err := lookup(ctx, key)
 	if err != nil {
@@ -146,14 +152,16 @@ func get(ctx context.Context, call caller, lookup func(context.Context, ID) (Res
 	if err != nil {
 		return nil, res, err
 	}
-	if resp.Found {
-		return resp.Values, res, nil
+	if vs := verified(key, resp.Values); len(vs) > 0 {
+		return vs, res, nil
 	}
 	st, err := call(ctx, res.Owner, &Message{Op: OpStabilize})
 	if err == nil {
 		for _, s := range st.Succs[:min(len(st.Succs), replicas)] {
-			if r, err := call(ctx, s, &Message{Op: OpGet, Key: &key}); err == nil && r.Found {
-				return r.Values, res, nil
+			if r, err := call(ctx, s, &Message{Op: OpGet, Key: &key}); err == nil {
+				if vs := verified(key, r.Values); len(vs) > 0 {
+					return vs, res, nil
+				}
 			}
 		}
 	}
@@ -163,10 +171,11 @@ func get(ctx context.Context, call caller, lookup func(context.Context, ID) (Res
 // ErrNotFound is returned by Get when nothing is stored under the key.
 var ErrNotFound = errors.New("chord: key not found")
 
-// Put stores values under key through the ring (replacing what was there,
-// or adding to the set with add).
+// Put stores values under key through the ring, signed with
+// Config.Signer: replacing what this writer had there (and holding the key
+// alone), or adding to the writer's values in the shared set with add.
 func (n *Node) Put(ctx context.Context, key ID, name string, vs []Value, add bool) (Result, error) {
-	return put(ctx, n.call, n.lookupDefault, key, name, vs, add)
+	return put(ctx, n.call, n.lookupDefault, n.cfg.Signer, key, name, vs, add)
 }
 
 // Get returns the values stored under key, looked up through the ring.

@@ -1,6 +1,7 @@
 package chord
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,17 +51,30 @@ func (r NodeRef) IsZero() bool { return r.Addr == "" }
 // Value is one value stored under a key: data stored directly, or an
 // indirect reference (Ref) whose Data is the address of whoever holds the
 // object. TTL is the time left before it expires, in milliseconds; 0: never.
+//
+// PK, Seq and Sig identify and authenticate the writer: PK is its Ed25519
+// public key, Seq a sequence number that only grows per writer, and Sig
+// the Ed25519 signature of SignedBytes(key, Seq, Ref, Data). A node
+// stores only values whose signature checks, and readers check it again.
+// TTL is not signed (it counts down as the value is replicated).
 type Value struct {
 	Data []byte `bencode:"data"`
 	Ref  bool   `bencode:"ref,omitempty"`
 	TTL  int64  `bencode:"ttl,omitempty"`
+	PK   []byte `bencode:"pk,omitempty"`
+	Seq  int64  `bencode:"seq,omitempty"`
+	Sig  []byte `bencode:"sig,omitempty"`
 }
 
 // Item is everything stored under one key.
+// Excl marks a key written by a replacing put: it belongs to that one
+// writer while its values live. Other keys are shared sets, each writer
+// holding its own values.
 type Item struct {
 	Key    ID      `bencode:"key"`
 	Name   string  `bencode:"name,omitempty"`
 	Values []Value `bencode:"values"`
+	Excl   bool    `bencode:"excl,omitempty"`
 }
 
 // Message is a request or a reply. Which keys a message carries depends on
@@ -81,12 +95,14 @@ type Message struct {
 	Found   bool      `bencode:"found,omitempty"`
 	Add     bool      `bencode:"add,omitempty"` // put: add to the set instead of replacing
 	Pred    *NodeRef  `bencode:"pred,omitempty"`
+	Preds   []NodeRef `bencode:"preds,omitempty"` // notify: the sender's predecessor list
 	Succs   []NodeRef `bencode:"succs,omitempty"`
 	Fingers []NodeRef `bencode:"fingers,omitempty"`
 	Path    []NodeRef `bencode:"path,omitempty"`
 	Values  []Value   `bencode:"values,omitempty"`
 	Items   []Item    `bencode:"items,omitempty"`
-	Keys    int       `bencode:"keys,omitempty"` // info: items held
+	Keys    int       `bencode:"keys,omitempty"`    // info: items held
+	Leaving bool      `bencode:"leaving,omitempty"` // ping reply: the node is leaving the ring
 	Err     string    `bencode:"err,omitempty"`  // a reply reporting failure
 	Code    int       `bencode:"code,omitempty"` // ErrorCode of Err
 }
@@ -99,6 +115,8 @@ const (
 	CodeNotResponsible = 4
 	CodeLookupFailed   = 5
 	CodeFull           = 6
+	CodeForbidden      = 7 // the sender may not do this (identity, range or writer check failed)
+	CodeStale          = 8 // a value older (lower Seq) than the one stored
 )
 
 // RemoteError is a failure reply from a node.
@@ -202,8 +220,11 @@ func validValues(vs []Value) error {
 		if len(v.Data) > MaxValueLen {
 			return fmt.Errorf("value of %d bytes (max %d)", len(v.Data), MaxValueLen)
 		}
-		if v.TTL < 0 {
-			return errors.New("negative ttl")
+		if v.TTL < 0 || v.Seq < 0 {
+			return errors.New("negative ttl or seq")
+		}
+		if (len(v.PK) != 0 && len(v.PK) != ed25519.PublicKeySize) || (len(v.Sig) != 0 && len(v.Sig) != ed25519.SignatureSize) {
+			return errors.New("bad public key or signature length")
 		}
 	}
 	return nil
@@ -229,7 +250,7 @@ func (m *Message) validate() error {
 			return err
 		}
 	}
-	for _, l := range [][]NodeRef{m.Exclude, m.Succs, m.Fingers, m.Path} {
+	for _, l := range [][]NodeRef{m.Exclude, m.Succs, m.Preds, m.Fingers, m.Path} {
 		if err := validRefs(l, sp); err != nil {
 			return err
 		}

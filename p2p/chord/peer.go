@@ -36,7 +36,8 @@ func NewPeer(ln net.Listener, cfg Config, host string, tr *trace.Tracer, logger 
 		return nil, err
 	}
 	return &Peer{Node: n, Transport: t, ln: ln,
-		Server: &Server{Handler: n, Host: host, Tracer: tr, Logger: logger}}, nil
+		Server: &Server{Handler: n, Host: host, Tracer: tr, Logger: logger,
+			MaxConns: cfg.MaxConns, MaxConnsPerAddr: cfg.MaxConnsPerAddr}}, nil
 }
 
 // Start serves requests and starts the periodic maintenance.

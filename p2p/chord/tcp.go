@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"appnet/internal/connlimit"
 	"appnet/trace"
 )
 
@@ -205,21 +206,36 @@ var ErrServerClosed = errors.New("chord: server closed")
 
 // Defaults of Server.
 const (
-	DefaultIdleTimeout = 2 * time.Minute
-	DefaultMaxConns    = 512
+	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultFrameTimeout    = 5 * time.Second
+	DefaultMaxConns        = 512
+	DefaultMaxConnsPerAddr = 32
 )
 
 // Server answers Chord RPCs on TCP with a Handler (a *Node). A malformed
 // or oversized frame is answered with an error reply and the connection
 // closed; the node goes on.
+//
+// One host cannot take the server: it holds at most MaxConnsPerAddr
+// connections from one source address (appnet/internal/connlimit), well
+// below MaxConns in all, and cuts a slow connection in seconds: a new
+// connection must deliver a whole first frame within FrameTimeout, and
+// every frame must arrive whole within FrameTimeout of its first byte.
+// Only a connection that has completed a request may then sit idle,
+// waiting for the next, up to IdleTimeout (so that callers can keep
+// connections for reuse).
 type Server struct {
-	Handler     Handler
-	Host        string
-	Tracer      *trace.Tracer
-	Logger      *slog.Logger
-	IdleTimeout time.Duration // close a connection silent this long; 0: DefaultIdleTimeout
-	MaxMessage  int           // largest request; 0: DefaultMaxMessage
-	MaxConns    int           // connections at once; 0: DefaultMaxConns
+	Handler      Handler
+	Host         string
+	Tracer       *trace.Tracer
+	Logger       *slog.Logger
+	IdleTimeout  time.Duration // close a connection silent this long after a request; 0: DefaultIdleTimeout
+	FrameTimeout time.Duration // the first frame, and each frame from its first byte; 0: DefaultFrameTimeout
+	MaxMessage   int           // largest request; 0: DefaultMaxMessage
+	MaxConns     int           // connections at once; 0: DefaultMaxConns; < 0: no cap
+	// MaxConnsPerAddr caps connections from one source address; 0:
+	// DefaultMaxConnsPerAddr; < 0: no cap (many nodes on one address).
+	MaxConnsPerAddr int
 
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
@@ -261,10 +277,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	maxConns := s.MaxConns
-	if maxConns <= 0 {
-		maxConns = DefaultMaxConns
-	}
+	ln = connlimit.Listen(ln, connlimit.New(capOr(s.MaxConns, DefaultMaxConns), capOr(s.MaxConnsPerAddr, DefaultMaxConnsPerAddr)), nil)
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -282,7 +295,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("chord: accept: %w", err)
 		}
 		s.mu.Lock()
-		if s.closed || len(s.conns) >= maxConns {
+		if s.closed {
 			s.mu.Unlock()
 			conn.Close()
 			continue
@@ -306,10 +319,23 @@ func (s *Server) serveConn(conn net.Conn) {
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
+	frameTimeout := s.FrameTimeout
+	if frameTimeout <= 0 {
+		frameTimeout = DefaultFrameTimeout
+	}
+	ctx := s.ctx
+	if src, ok := connlimit.Source(conn.RemoteAddr()); ok {
+		ctx = WithSource(ctx, src.Addr())
+	}
 	c := s.Tracer.Conv(s.Host, Proto, trace.Server, conn.LocalAddr(), conn.RemoteAddr())
 	r := bufio.NewReader(conn)
+	wait := frameTimeout // before the first request: no idling
 	for {
-		conn.SetReadDeadline(time.Now().Add(idle)) //nolint:errcheck
+		conn.SetReadDeadline(time.Now().Add(wait)) //nolint:errcheck
+		if _, err := r.Peek(1); err != nil {
+			return
+		}
+		conn.SetReadDeadline(time.Now().Add(frameTimeout)) //nolint:errcheck
 		req, err := ReadFrame(r, s.MaxMessage)
 		if err != nil {
 			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooLarge) {
@@ -323,7 +349,7 @@ func (s *Server) serveConn(conn net.Conn) {
 			return
 		}
 		c.Recv(req.Summary())
-		resp := s.Handler.Handle(s.ctx, req)
+		resp := s.Handler.Handle(ctx, req)
 		c.Send(resp.Summary())
 		frame, err := AppendFrame(nil, resp)
 		if err != nil {
@@ -333,7 +359,19 @@ func (s *Server) serveConn(conn net.Conn) {
 		if _, err := conn.Write(frame); err != nil {
 			return
 		}
+		wait = idle
 	}
+}
+
+// capOr is a connection cap: v, def when v is 0, none (0) when v < 0.
+func capOr(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // Shutdown closes the listeners and every connection (a request being

@@ -98,14 +98,15 @@ type Network struct {
 	Calls int64
 }
 
-// Call delivers req to the node at addr.
+// Call delivers req to the node at addr, from the calling node's address
+// (chord.SourceForCaller), as a socket would.
 func (nw *Network) Call(ctx context.Context, addr string, req *chord.Message) (*chord.Message, error) {
 	nw.Calls++
 	n := nw.nodes[addr]
 	if n == nil {
 		return nil, ErrDown
 	}
-	return n.Handle(ctx, req), nil
+	return n.Handle(chord.SourceForCaller(ctx), req), nil
 }
 
 // Ring is a simulated ring.

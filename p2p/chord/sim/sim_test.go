@@ -65,7 +65,7 @@ func TestPathLengthCount(t *testing.T) {
 	sp := chord.Space{Bits: 6}
 	for _, id := range []uint64{1, 8, 14, 21, 32, 38, 42, 48, 51, 56} { // the paper's Fig. 3 ring
 		c, nid := cfg, sp.FromUint64(id)
-		c.ID = &nid
+		c.ID, c.TrustIDs = &nid, true
 		nd, err := chord.NewNode(fmt.Sprintf("n%d", id), c, r.Net, r.Clock)
 		if err != nil {
 			t.Fatal(err)
