@@ -17,7 +17,8 @@ import (
 type ChordConfig struct {
 	Port       int           `toml:"port"`        // TCP port
 	Bits       int           `toml:"bits"`        // m, the identifier bits (1-160)
-	ID         string        `toml:"id"`          // the node's identifier (decimal or 0x-hex); "": SHA-1(IP:port)
+	ID         string        `toml:"id"`          // the node's identifier (decimal or 0x-hex), needs trust_ids; "": SHA-1(IP:port)
+	TrustIDs   bool          `toml:"trust_ids"`   // accept IDs not derived from addresses (the course's rings); every node of a ring alike
 	Join       string        `toml:"join"`        // "IP:port" of a node of the ring; "": found a ring
 	Successors int           `toml:"successors"`  // r, the successor-list length
 	Stabilize  time.Duration `toml:"stabilize"`   // interval of stabilize (fix_fingers runs 4x as often)
@@ -45,6 +46,9 @@ func validateChord(c *ChordConfig) error {
 	if c.ID != "" {
 		if _, err := (chord.Space{Bits: c.Bits}).Parse(c.ID); err != nil {
 			return FieldError("id", "%v", err)
+		}
+		if !c.TrustIDs {
+			return FieldError("id", "a chosen id needs trust_ids = true (otherwise the id is SHA-1(IP:port))")
 		}
 	}
 	if c.Join != "" {
@@ -79,7 +83,7 @@ func startChord(ctx context.Context, env *Env, c *ChordConfig) (Service, error) 
 	cfg := chord.Config{Bits: c.Bits, Successors: c.Successors, Replicas: min(c.Successors, 2),
 		StabilizeInterval: c.Stabilize, FixFingersInterval: c.Stabilize / 4,
 		CheckPredecessorInterval: 2 * c.Stabilize, ReplicateInterval: 4 * c.Stabilize,
-		CallTimeout: time.Second}
+		CallTimeout: time.Second, TrustIDs: c.TrustIDs}
 	sp := chord.Space{Bits: c.Bits}
 	if c.ID != "" {
 		id, err := sp.Parse(c.ID)

@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -27,15 +30,16 @@ func (a *app) chordNodeCommand() *cobra.Command {
 		cfg              chord.Config
 	)
 	cmd := &cobra.Command{
-		Use:   "node --listen ADDR [--join ADDR] [--bits M] [--successors R] [--id N]",
+		Use:   "node --listen ADDR [--join ADDR] [--bits M] [--successors R] [--id N --trust-ids]",
 		Short: "run a Chord node until Ctrl-C, then leave the ring gracefully",
 		Long: `Node listens on ADDR and either founds a ring or joins one through any node at
---join. Its identifier is SHA-1(ADDR) reduced to --bits bits, or --id N (decimal
-or 0x-hex) to place it where a teaching example wants it. On Ctrl-C it hands its
-keys to its successor and tells its neighbours. An unreachable --join address is
-an error (exit 1).`,
-		Example: `  appnet chord node --listen 127.0.0.1:4000 --bits 6 --id 1
-  appnet chord node --listen 127.0.0.1:4001 --bits 6 --id 8 --join 127.0.0.1:4000`,
+--join. Its identifier is SHA-1(ADDR) reduced to --bits bits, which other nodes
+check, or --id N (decimal or 0x-hex) to place it where a teaching example wants
+it: that needs --trust-ids on every node of the ring, which then accepts any ID
+(addresses are still called back). On Ctrl-C it hands its keys to its successor
+and tells its neighbours. An unreachable --join address is an error (exit 1).`,
+		Example: `  appnet chord node --listen 127.0.0.1:4000 --bits 6 --id 1 --trust-ids
+  appnet chord node --listen 127.0.0.1:4001 --bits 6 --id 8 --trust-ids --join 127.0.0.1:4000`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if listen == "" {
@@ -45,6 +49,9 @@ an error (exit 1).`,
 				v, err := chord.Space{Bits: cfg.Bits}.Parse(id)
 				if err != nil {
 					return usagef("--id: %v", err)
+				}
+				if !cfg.TrustIDs {
+					return usagef("--id needs --trust-ids (otherwise the id is SHA-1(ADDR))")
 				}
 				cfg.ID = &v
 			}
@@ -82,6 +89,7 @@ an error (exit 1).`,
 	f.StringVar(&listen, "listen", "", "address to listen on, e.g. 127.0.0.1:4000")
 	f.StringVar(&join, "join", "", "address of any node of the ring to join")
 	f.StringVar(&id, "id", "", "node identifier (teaching rings); default SHA-1(ADDR) mod 2^m")
+	f.BoolVar(&cfg.TrustIDs, "trust-ids", false, "accept node IDs not derived from addresses (teaching rings; all nodes alike)")
 	f.IntVar(&cfg.Bits, "bits", chord.DefaultBits, "m, the identifier bits (1-160)")
 	f.IntVar(&cfg.Successors, "successors", chord.DefaultSuccessors, "r, the length of the successor list")
 	f.DurationVar(&cfg.StabilizeInterval, "stabilize", chord.DefaultStabilize, "interval of stabilize")
@@ -116,7 +124,7 @@ func (a *app) chordClient(recursive bool, timeout time.Duration) *chord.Client {
 
 func (a *app) chordPutCommand() *cobra.Command {
 	var (
-		node                     string
+		node, keyFile            string
 		numeric, ref, add, recur bool
 		ttl, timeout             time.Duration
 	)
@@ -127,7 +135,10 @@ func (a *app) chordPutCommand() *cobra.Command {
 stores VALUE there; the owner copies it to its successors. --ref stores an
 indirect reference (VALUE is an address, as in the course's "Liberty -> N5's
 address"); --add adds to the set under KEY instead of replacing it; --ttl
-makes the value expire.`,
+makes the value expire. Values are signed (Ed25519) with the key in --key FILE
+(made on first use), or a fresh key per run: only the same key can replace
+a value, a replacing put holds KEY alone, and in a set (--add) each writer
+holds its own values.`,
 		Example: `  appnet chord put --node 127.0.0.1:4000 Liberty 'a copy of the Liberty file'
   appnet chord put --node 127.0.0.1:4000 --id --ref --add 14 127.0.0.1:4001`,
 		Args: args(cobra.ExactArgs(2)),
@@ -137,6 +148,13 @@ makes the value expire.`,
 			}
 			c := a.chordClient(recur, timeout)
 			defer c.Close()
+			if keyFile != "" {
+				signer, err := loadSigner(keyFile)
+				if err != nil {
+					return err
+				}
+				c.Signer = signer
+			}
 			v := chord.Value{Data: []byte(args[1]), Ref: ref, TTL: ttl.Milliseconds()}
 			res, err := c.Put(cmd.Context(), node, chordKey(args[0], numeric), []chord.Value{v}, add)
 			if err != nil {
@@ -152,6 +170,7 @@ makes the value expire.`,
 	f.BoolVar(&numeric, "id", false, "KEY is an identifier (decimal or 0x-hex), not a name to hash")
 	f.BoolVar(&ref, "ref", false, "VALUE is an indirect reference (an address)")
 	f.BoolVar(&add, "add", false, "add VALUE to the set under KEY instead of replacing it")
+	f.StringVar(&keyFile, "key", "", "file holding the writer's Ed25519 key (hex seed; made when missing)")
 	f.DurationVar(&ttl, "ttl", 0, "expire the value after this long (0: never)")
 	f.BoolVar(&recur, "recursive", false, "recursive lookup (default iterative)")
 	f.DurationVar(&timeout, "timeout", chord.DefaultCallTimeout, "timeout of one RPC")
@@ -416,4 +435,25 @@ func (a *app) chordSweep(ctx context.Context, k1, k2, lookups int, mode chord.Lo
 		}
 	}
 	return nil
+}
+
+// loadSigner reads a hex Ed25519 seed from path, or makes one there (mode
+// 0600) when the file does not exist.
+func loadSigner(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		priv := chord.NewSigner()
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		return priv, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("chord: %s: not a hex Ed25519 seed of %d bytes", path, ed25519.SeedSize)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
 }

@@ -91,11 +91,11 @@ func (n *Node) handleInfo() *Message {
 // lock). When it is adopted, the keys it now owns are handed over. Our
 // current predecessor's notify refreshes our list of predecessors.
 func (n *Node) handleNotify(ctx context.Context, from NodeRef, preds []NodeRef) error {
-	if from.Addr == n.self.Addr {
-		return nil
-	}
 	if !sourceMatches(ctx, from.Addr) {
 		return fmt.Errorf("%s does not come from the address it claims", from.Addr)
+	}
+	if from.Addr == n.self.Addr {
+		return nil
 	}
 	if !n.plausible(from) {
 		return fmt.Errorf("N%s at %s: %w", n.sp.Format(from.ID), from.Addr, ErrUnverified)

@@ -103,8 +103,8 @@ type Message struct {
 	Items   []Item    `bencode:"items,omitempty"`
 	Keys    int       `bencode:"keys,omitempty"`    // info: items held
 	Leaving bool      `bencode:"leaving,omitempty"` // ping reply: the node is leaving the ring
-	Err     string    `bencode:"err,omitempty"`  // a reply reporting failure
-	Code    int       `bencode:"code,omitempty"` // ErrorCode of Err
+	Err     string    `bencode:"err,omitempty"`     // a reply reporting failure
+	Code    int       `bencode:"code,omitempty"`    // ErrorCode of Err
 }
 
 // ErrorCode classifies a failure reply.

@@ -31,6 +31,11 @@ func NewPeer(ln net.Listener, cfg Config, host string, tr *trace.Tracer, logger 
 	}
 	cfg.Logger = logger
 	t := &TCPTransport{Host: host, Tracer: tr, Timeout: cfg.CallTimeout}
+	// The node calls from its own IP, the one in its address, since the
+	// nodes it calls check that a claimed address is the source.
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+		t.Dialer = &net.Dialer{LocalAddr: &net.TCPAddr{IP: a.IP}}
+	}
 	n, err := NewNode(ln.Addr().String(), cfg, t, SystemClock{})
 	if err != nil {
 		return nil, err

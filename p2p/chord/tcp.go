@@ -34,6 +34,7 @@ type TCPTransport struct {
 	MaxMessage  int           // largest reply accepted; 0: DefaultMaxMessage
 	MaxIdle     int           // idle connections kept per peer; 0: 2
 	IdleTimeout time.Duration // reuse a connection idle at most this long; 0: DefaultClientIdle
+	Dialer      *net.Dialer   // nil: a zero net.Dialer (set LocalAddr to choose the source)
 
 	mu     sync.Mutex
 	idle   map[string][]idleConn
@@ -153,7 +154,10 @@ func (t *TCPTransport) get(ctx context.Context, addr string, fresh bool) (net.Co
 	if reuse != nil {
 		return reuse, true, nil
 	}
-	var d net.Dialer
+	d := t.Dialer
+	if d == nil {
+		d = &net.Dialer{}
+	}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	return c, false, err
 }
