@@ -67,7 +67,7 @@ func testConfig(bits, r int) Config {
 }
 
 type ring struct {
-	t     *testing.T
+	t     testing.TB
 	cfg   Config
 	peers []*Peer
 }
@@ -97,7 +97,7 @@ func (r *ring) add(id *ID, join string) *Peer {
 	return p
 }
 
-func newRing(t *testing.T, cfg Config, n int, ids []uint64) *ring {
+func newRing(t testing.TB, cfg Config, n int, ids []uint64) *ring {
 	r := &ring{t: t, cfg: cfg}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -250,32 +250,29 @@ func (n *Node) handlePut(ctx context.Context, req *Message) *Message {
 	if err != nil {
 		return errorReply(req, CodeForbidden, "%v", err)
 	}
-	size := int64(recordOverhead + len(req.Name))
-	for _, v := range req.Values {
-		size += int64(len(v.Data)) + entryOverhead
+	mode := modeReplace
+	if req.Add {
+		mode = modeAdd
 	}
 	n.mu.Lock()
 	if n.pred != nil && !BetweenRight(key, n.pred.ID, n.self.ID) {
 		n.mu.Unlock()
 		return errorReply(req, CodeNotResponsible, "N%s is not responsible for K%s", n.sp.Format(n.self.ID), n.sp.Format(key))
 	}
-	full := n.quotaCheckLocked(pk, size, req.Add)
+	// Everything but the signatures first, so a refused writer costs little.
+	err = n.st.write(key, req.Name, pk, req.Values, mode, false, n.clk.Now(), true)
 	n.mu.Unlock()
-	if full != nil {
-		return storeError(req, full)
+	if err != nil {
+		return storeError(req, err)
 	}
 	for _, v := range req.Values {
 		if err := Verify(key, v); err != nil {
 			return errorReply(req, CodeForbidden, "%v", err)
 		}
 	}
-	mode := modeReplace
-	if req.Add {
-		mode = modeAdd
-	}
 	n.mu.Lock()
 	now := n.clk.Now()
-	if err := n.st.write(key, req.Name, pk, req.Values, mode, false, now); err != nil {
+	if err := n.st.write(key, req.Name, pk, req.Values, mode, false, now, false); err != nil {
 		n.mu.Unlock()
 		return storeError(req, err)
 	}
@@ -286,23 +283,6 @@ func (n *Node) handlePut(ctx context.Context, req *Message) *Message {
 		n.sendItems(ctx, t, items)
 	}
 	return &Message{}
-}
-
-// quotaCheckLocked refuses early a write of size bytes that cannot fit
-// even if it replaced everything the writer has under other keys... it
-// is the cheap test before the signatures; write makes the exact one.
-func (n *Node) quotaCheckLocked(pk string, size int64, add bool) error {
-	held := n.st.writerBytes(pk)
-	if size > n.st.maxWriter || (add && held+size > n.st.maxWriter+int64(MaxValueLen)*MaxValues) {
-		return fmt.Errorf("%w: %d of %d bytes held, %d more asked", ErrWriterQuota, held, n.st.maxWriter, size)
-	}
-	if held >= n.st.maxWriter {
-		return fmt.Errorf("%w: %d of %d bytes held", ErrWriterQuota, held, n.st.maxWriter)
-	}
-	if n.st.bytes >= n.st.maxBytes {
-		return fmt.Errorf("%w: %d of %d bytes held", ErrNodeFull, n.st.bytes, n.st.maxBytes)
-	}
-	return nil
 }
 
 // handleStore takes whole items: replicas and keys handed over on join or
@@ -377,7 +357,7 @@ func (n *Node) handleStore(ctx context.Context, req *Message) *Message {
 		n.mu.Lock()
 		now := n.clk.Now()
 		for _, pk := range order {
-			if err := n.st.write(it.Key, it.Name, pk, groups[pk], modeSnapshot, it.Excl, now); err != nil {
+			if err := n.st.write(it.Key, it.Name, pk, groups[pk], modeSnapshot, it.Excl, now, false); err != nil {
 				refused++
 				if firstErr == nil {
 					firstErr = err

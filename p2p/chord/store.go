@@ -130,7 +130,8 @@ const (
 // their signatures checked by the caller. It refuses a write that would
 // take the writer or the node over its byte bound, a value older than the
 // record, and a write to a key another writer holds alone.
-func (s *store) write(key ID, name string, pk string, vs []Value, mode writeMode, excl bool, now time.Time) error {
+// With dry, it only says whether it would refuse.
+func (s *store) write(key ID, name string, pk string, vs []Value, mode writeMode, excl bool, now time.Time, dry bool) error {
 	it := s.items[key]
 	if it != nil {
 		s.prune(key, it, now)
@@ -188,10 +189,13 @@ func (s *store) write(key ID, name string, pk string, vs []Value, mode writeMode
 			nr.values = append(nr.values, toEntry(v, now))
 		}
 	}
-	if it.name == "" && name != "" && len(it.writers) == 0 {
-		it.name = name // a fresh item takes the first writer's name
-	}
 	nl := len(it.name)
+	if len(it.writers) == 0 {
+		nl = len(name) // a fresh item takes the first writer's name
+		if !dry {
+			it.name = name
+		}
+	}
 	var oldRec int64
 	if old != nil {
 		oldRec = old.size(nl)
@@ -202,6 +206,9 @@ func (s *store) write(key ID, name string, pk string, vs []Value, mode writeMode
 	}
 	if delta > 0 && s.bytes+delta > s.maxBytes {
 		return fmt.Errorf("%w: %d of %d bytes held", ErrNodeFull, s.bytes, s.maxBytes)
+	}
+	if dry {
+		return nil
 	}
 	// Commit.
 	it.writers[pk] = nr

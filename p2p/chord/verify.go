@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -126,11 +127,13 @@ const signContext = "appnet chord value v1\x00"
 
 // SignedBytes is what a value's signature covers: a context string, the
 // key (20 bytes), the sequence number (8 bytes, big-endian), the kind (1
-// byte: 1 for an indirect reference) and the data. The key binds a value
-// to its place (it cannot be replayed under another key), the sequence
-// number to its time (an older value cannot replace a newer one).
+// byte: 1 for an indirect reference) and SHA-256 of the data (so the
+// signed message is small whatever the value's size). The key binds a
+// value to its place (it cannot be replayed under another key), the
+// sequence number to its time (an older value cannot replace a newer one).
 func SignedBytes(key ID, seq int64, ref bool, data []byte) []byte {
-	b := make([]byte, 0, len(signContext)+IDBytes+9+len(data))
+	sum := sha256.Sum256(data)
+	b := make([]byte, 0, len(signContext)+IDBytes+9+len(sum))
 	b = append(b, signContext...)
 	b = append(b, key[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(seq))
@@ -139,7 +142,7 @@ func SignedBytes(key ID, seq int64, ref bool, data []byte) []byte {
 	} else {
 		b = append(b, 0)
 	}
-	return append(b, data...)
+	return append(b, sum[:]...)
 }
 
 // Sign sets v's PK, Seq and Sig: v signed by priv under key.
