@@ -98,7 +98,7 @@ func (n *Node) handleNotify(ctx context.Context, from NodeRef, preds []NodeRef) 
 		return nil
 	}
 	if !n.plausible(from) {
-		return fmt.Errorf("N%s at %s: %w", n.sp.Format(from.ID), from.Addr, ErrUnverified)
+		return fmt.Errorf("node N%s at %s: %w", n.sp.Format(from.ID), from.Addr, ErrUnverified)
 	}
 	candidate := func() bool {
 		old := n.pred
@@ -387,7 +387,7 @@ func (n *Node) handleLeave(ctx context.Context, from NodeRef, pred *NodeRef, suc
 	neighbour := (n.pred != nil && *n.pred == from) || (n.succs[0] == from && from.Addr != n.self.Addr)
 	n.mu.Unlock()
 	if !neighbour {
-		return fmt.Errorf("N%s at %s is not our predecessor or successor", n.sp.Format(from.ID), from.Addr)
+		return fmt.Errorf("node N%s at %s is not our predecessor or successor", n.sp.Format(from.ID), from.Addr)
 	}
 	if err := n.callback(ctx, from, true); err != nil {
 		return err

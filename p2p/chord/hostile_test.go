@@ -313,13 +313,12 @@ func TestWritersShareAKey(t *testing.T) {
 	for _, v := range vs {
 		byWriter[string(v.PK)] = append(byWriter[string(v.PK)], string(v.Data))
 	}
-	pa := string(a.Signer.Public().(ed25519.PublicKey))
-	pb := string(b.Signer.Public().(ed25519.PublicKey))
-	if got := byWriter[pa]; !slices.Equal(got, []string{"127.0.0.5:6881"}) {
+	if got := byWriter[string(a.Signer.Public().(ed25519.PublicKey))]; !slices.Equal(got, []string{"127.0.0.5:6881"}) {
 		t.Errorf("a's values %v", got)
 	}
-	slices.Sort(byWriter[pb])
-	if got := byWriter[pb]; !slices.Equal(got, []string{"127.0.0.5:6881", "127.0.0.6:6881"}) {
+	got := byWriter[string(b.Signer.Public().(ed25519.PublicKey))]
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"127.0.0.5:6881", "127.0.0.6:6881"}) {
 		t.Errorf("b's values %v", got)
 	}
 	peers, err := GetPeers(ctx, r.peers[1].Node.Self().Addr, ih)
