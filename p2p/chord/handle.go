@@ -291,10 +291,11 @@ func (n *Node) handlePut(ctx context.Context, req *Message) *Message {
 //   - from our successor (the join hand-over), keys in our own range
 //     (pred, self], or any key outside (self, successor] while we have no
 //     predecessor;
-//   - from a node of our predecessor list (the owner of the keys or a
-//     predecessor after it: replication, the leave hand-over), keys in
-//     (last of the list, that node], the keys it or the nodes before it
-//     own; any key when the list goes round the ring.
+//   - from a node of our predecessor list but its last (the owner of the
+//     keys or a predecessor after it: replication, the leave hand-over),
+//     keys in (last of the list, that node], the keys it or the nodes
+//     before it own; any key when the list goes round the ring. The list
+//     is Replicas+1 long, so every owner we replicate for is in it.
 //
 // Every value's signature is checked; each writer's values replace that
 // writer's record when they are not older (Seq) than it.
@@ -306,8 +307,8 @@ func (n *Node) handleStore(ctx context.Context, req *Message) *Message {
 	n.mu.Lock()
 	isSucc := n.succs[0] == from && from.Addr != n.self.Addr
 	pi := slices.Index(n.preds, from)
-	if pi < 0 || n.pred == nil {
-		pi = -1
+	if n.pred == nil || (pi == len(n.preds)-1 && !n.around) {
+		pi = -1 // no predecessor, or the last of the list, whose own predecessor we do not know
 	}
 	var pred, last *NodeRef
 	if n.pred != nil {
