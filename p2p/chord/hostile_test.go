@@ -473,7 +473,18 @@ func TestSlowConnectionFlood(t *testing.T) {
 		answered++
 		tr.drop(addr) // a fresh connection each time, as a new client would
 	}
-	t.Logf("%d of 43 pings answered during the flood", answered)
+	held := 0
+	p.Server.mu.Lock()
+	for c := range p.Server.conns {
+		if c.RemoteAddr().(*net.TCPAddr).IP.Equal(net.ParseIP("127.0.0.1")) {
+			held++
+		}
+	}
+	p.Server.mu.Unlock()
+	t.Logf("%d of 43 pings answered during the flood; the server holds %d of the flood's connections", answered, held)
+	if held > DefaultMaxConnsPerAddr {
+		t.Errorf("the server holds %d connections from one host, more than its cap %d", held, DefaultMaxConnsPerAddr)
+	}
 	// Every slow connection ends: refused at once, or cut after the
 	// frame timeout (read until EOF or error, at most 10 s each).
 	var wg sync.WaitGroup
