@@ -297,8 +297,9 @@ func (n *Node) handlePut(ctx context.Context, req *Message) *Message {
 //     before it own; any key when the list goes round the ring. The list
 //     is Replicas+1 long, so every owner we replicate for is in it.
 //
-// Every value's signature is checked; each writer's values replace that
-// writer's record when they are not older (Seq) than it.
+// Every value's signature is checked, but for values held already byte
+// for byte (store.known); each writer's values replace that writer's
+// record when they are not older (Seq) than it.
 func (n *Node) handleStore(ctx context.Context, req *Message) *Message {
 	from := *req.From
 	if !sourceMatches(ctx, from.Addr) {
@@ -333,17 +334,23 @@ func (n *Node) handleStore(ctx context.Context, req *Message) *Message {
 		}
 		return false
 	}
+	known := make([][]bool, len(req.Items))
+	n.mu.Lock()
+	for i, it := range req.Items {
+		known[i] = n.st.known(it.Key, it.Values)
+	}
+	n.mu.Unlock()
 	refused := 0
 	var firstErr error
-	for _, it := range req.Items {
+	for i, it := range req.Items {
 		if !may(it.Key) || itemSize(it) > maxItemBytes {
 			refused++
 			continue
 		}
 		groups := map[string][]Value{}
 		var order []string
-		for _, v := range it.Values {
-			if Verify(it.Key, v) != nil {
+		for j, v := range it.Values {
+			if !known[i][j] && Verify(it.Key, v) != nil {
 				continue
 			}
 			if _, ok := groups[string(v.PK)]; !ok {

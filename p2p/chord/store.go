@@ -293,6 +293,31 @@ func (s *store) expire(now time.Time) {
 	}
 }
 
+// known reports for each value of vs whether the store holds it already,
+// byte for byte with its signature: such a value was verified when it
+// came, and need not be again (replication sends the same values to the
+// same replicas every round).
+func (s *store) known(key ID, vs []Value) []bool {
+	out := make([]bool, len(vs))
+	it := s.items[key]
+	if it == nil {
+		return out
+	}
+	for i, v := range vs {
+		r := it.writers[string(v.PK)]
+		if r == nil {
+			continue
+		}
+		for _, e := range r.values {
+			if e.seq == v.Seq && e.ref == v.Ref && bytes.Equal(e.sig, v.Sig) && bytes.Equal(e.data, v.Data) {
+				out[i] = true
+				break
+			}
+		}
+	}
+	return out
+}
+
 // writerBytes returns the bytes charged to the writer pk.
 func (s *store) writerBytes(pk string) int64 { return s.byWriter[pk] }
 
