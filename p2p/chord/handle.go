@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -279,9 +280,14 @@ func (n *Node) handlePut(ctx context.Context, req *Message) *Message {
 	items := n.st.collect(now, func(k ID) bool { return k == key })
 	targets := n.replicaTargetsLocked()
 	n.mu.Unlock()
+	// The replicas are written at once, not one after another, so a put
+	// takes one round trip to them whatever their number; the handler
+	// waits for them before it answers.
+	var wg sync.WaitGroup
 	for _, t := range targets {
-		n.sendItems(ctx, t, items)
+		wg.Go(func() { n.sendItems(ctx, t, items) })
 	}
+	wg.Wait()
 	return &Message{}
 }
 
