@@ -1,0 +1,148 @@
+// Package sqlite is the embedded mailbox store: store.Backend on one SQLite
+// file (modernc.org/sqlite, pure Go), the default that needs no setup.
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, so each
+// commit fsyncs the write-ahead log before it returns. With NORMAL, WAL
+// commits survive a crash of the process (kill -9) but not a power loss or
+// an OS crash, which may lose the last commits; mail that a server has
+// answered 250 for must survive both as far as the disk's fsync allows,
+// so FULL it is (https://www.sqlite.org/pragma.html#pragma_synchronous).
+//
+// Concurrency: one writer connection (a pool of one, so writers queue in
+// Go rather than spin on SQLITE_BUSY), whose transactions begin IMMEDIATE,
+// and a pool of read-only connections, which WAL lets read while the
+// writer writes. Another process on the same file (`appnet mail user add`
+// beside a running server) waits up to the 10-second busy timeout.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"appnet/mail/store"
+	"appnet/mail/store/internal/sqlstore"
+)
+
+func init() {
+	store.Register("sqlite:", func(ctx context.Context, dsn string, opt store.Options) (store.Backend, error) {
+		return Open(ctx, strings.TrimPrefix(dsn, "sqlite:"), opt)
+	})
+}
+
+// schema is the store's tables (see ARCHITECTURE.md's mail/store section
+// for what each holds).
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS users (
+		id INTEGER PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		password TEXT NOT NULL,
+		created INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS mailboxes (
+		id INTEGER PRIMARY KEY,
+		user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+		name TEXT NOT NULL,
+		uidvalidity INTEGER NOT NULL,
+		uidnext INTEGER NOT NULL,
+		highestmodseq INTEGER NOT NULL,
+		subscribed INTEGER NOT NULL DEFAULT 0,
+		special_use TEXT NOT NULL DEFAULT '',
+		UNIQUE (user_id, name))`,
+	`CREATE TABLE IF NOT EXISTS blobs (
+		id INTEGER PRIMARY KEY,
+		sha256 BLOB NOT NULL UNIQUE,
+		size INTEGER NOT NULL,
+		data BLOB NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS messages (
+		mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+		uid INTEGER NOT NULL,
+		blob_id INTEGER NOT NULL REFERENCES blobs(id),
+		size INTEGER NOT NULL,
+		flags INTEGER NOT NULL,
+		keywords TEXT NOT NULL DEFAULT '',
+		modseq INTEGER NOT NULL,
+		internal_date INTEGER NOT NULL,
+		date_zone INTEGER NOT NULL,
+		PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID`,
+	`CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq)`,
+	`CREATE INDEX IF NOT EXISTS messages_blob ON messages (blob_id)`,
+	`CREATE TABLE IF NOT EXISTS vanished (
+		mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+		uid INTEGER NOT NULL,
+		modseq INTEGER NOT NULL,
+		PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS maildrop_locks (
+		user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+		token TEXT NOT NULL,
+		expires INTEGER NOT NULL)`,
+}
+
+// Open opens (creating if needed) the store in the SQLite file path.
+func Open(ctx context.Context, path string, opt store.Options) (store.Backend, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlite: bad path %q (want sqlite:PATH, PATH without ? or #)", path)
+	}
+	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	u := "file:" + (&url.URL{Path: path}).EscapedPath()
+	w, err := sql.Open("sqlite", u+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", u+"?"+common+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	d := sqlstore.Dialect{
+		Schema:    schema,
+		IsUnique:  isUnique,
+		Retryable: retryable,
+	}
+	s, err := sqlstore.New(ctx, w, r, d, opt, func() error {
+		return errors.Join(r.Close(), w.Close())
+	})
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func code(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
+}
+
+func isUnique(err error) bool {
+	c := code(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// retryable: another process holds the write lock longer than the busy
+// timeout, or a read snapshot went stale under a writer.
+func retryable(err error) bool {
+	c := code(err) & 0xff
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+}
