@@ -509,7 +509,7 @@ func Open(ctx context.Context, dsn string, opt Options) (Backend, error) {
 	regMu.Unlock()
 	if open == nil {
 		kind, _, _ := strings.Cut(dsn, ":")
-		return nil, fmt.Errorf("%w %q: want sqlite:PATH or postgres://...", ErrUnknownBackend, kind)
+		return nil, fmt.Errorf("%w %q: want sqlite:PATH or postgres://HOST/DB", ErrUnknownBackend, kind)
 	}
 	return open(ctx, dsn, opt)
 }

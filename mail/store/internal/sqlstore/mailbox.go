@@ -154,16 +154,14 @@ func (m *mailbox) Fetch(ctx context.Context, uid store.UID) (*store.Message, err
 
 // row is a message's state inside a writing transaction.
 type row struct {
-	uid    int64
-	blob   int64
-	size   int64
-	bits   int
-	kw     string
-	ms     int64
-	date   int64
-	zone   int
-	newMS  int64
-	newUID int64
+	uid  int64
+	blob int64
+	size int64
+	bits int
+	kw   string
+	ms   int64
+	date int64
+	zone int
 }
 
 // selectRows reads the rows of the given UIDs (all if uids is nil) in UID
