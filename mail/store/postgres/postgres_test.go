@@ -20,3 +20,10 @@ func TestConformance(t *testing.T) {
 		return func() (store.Backend, error) { return store.Open(context.Background(), dsn, opt) }
 	}, storetest.Features{SharedWatch: true})
 }
+
+func BenchmarkDeliver(b *testing.B) {
+	dsn := pgtest.Start(b).NewDatabase(b)
+	storetest.BenchmarkDeliver(b, func() (store.Backend, error) {
+		return store.Open(context.Background(), dsn, store.Options{WeakPasswordHash: true})
+	})
+}

@@ -16,3 +16,10 @@ func TestConformance(t *testing.T) {
 		return func() (store.Backend, error) { return store.Open(context.Background(), dsn, opt) }
 	}, storetest.Features{})
 }
+
+func BenchmarkDeliver(b *testing.B) {
+	dsn := "sqlite:" + filepath.Join(b.TempDir(), "mail.db")
+	storetest.BenchmarkDeliver(b, func() (store.Backend, error) {
+		return store.Open(context.Background(), dsn, store.Options{WeakPasswordHash: true})
+	})
+}

@@ -826,3 +826,36 @@ func testWatch(t *testing.T, nf Factory, f Features) {
 	for range ch { // closed once ctx ends
 	}
 }
+
+// BenchmarkDeliver measures local delivery: messages of 2 KiB appended to
+// one INBOX from parallel goroutines (b.SetParallelism(4) per CPU), each
+// one committed to stable storage before the next.
+func BenchmarkDeliver(b *testing.B, o Opener) {
+	ctx := context.Background()
+	be, err := o()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	if err := be.AddUser(ctx, "bob", "pw"); err != nil {
+		b.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"), 32)
+	var n sync.Mutex
+	seq := 0
+	b.SetBytes(int64(len(body)))
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n.Lock()
+			seq++
+			m := append(fmt.Appendf(nil, "Message-ID: <%d@bench>\r\n", seq), body...)
+			n.Unlock()
+			if err := be.Deliver(ctx, "bob", m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
