@@ -37,53 +37,8 @@ func init() {
 	})
 }
 
-// schema is the store's tables (see ARCHITECTURE.md's mail/store section
-// for what each holds).
-var schema = []string{
-	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS users (
-		id INTEGER PRIMARY KEY,
-		name TEXT NOT NULL UNIQUE,
-		password TEXT NOT NULL,
-		created INTEGER NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS mailboxes (
-		id INTEGER PRIMARY KEY,
-		user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-		name TEXT NOT NULL,
-		uidvalidity INTEGER NOT NULL,
-		uidnext INTEGER NOT NULL,
-		highestmodseq INTEGER NOT NULL,
-		subscribed INTEGER NOT NULL DEFAULT 0,
-		special_use TEXT NOT NULL DEFAULT '',
-		UNIQUE (user_id, name))`,
-	`CREATE TABLE IF NOT EXISTS blobs (
-		id INTEGER PRIMARY KEY,
-		sha256 BLOB NOT NULL UNIQUE,
-		size INTEGER NOT NULL,
-		data BLOB NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS messages (
-		mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
-		uid INTEGER NOT NULL,
-		blob_id INTEGER NOT NULL REFERENCES blobs(id),
-		size INTEGER NOT NULL,
-		flags INTEGER NOT NULL,
-		keywords TEXT NOT NULL DEFAULT '',
-		modseq INTEGER NOT NULL,
-		internal_date INTEGER NOT NULL,
-		date_zone INTEGER NOT NULL,
-		PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID`,
-	`CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq)`,
-	`CREATE INDEX IF NOT EXISTS messages_blob ON messages (blob_id)`,
-	`CREATE TABLE IF NOT EXISTS vanished (
-		mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
-		uid INTEGER NOT NULL,
-		modseq INTEGER NOT NULL,
-		PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID`,
-	`CREATE TABLE IF NOT EXISTS maildrop_locks (
-		user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
-		token TEXT NOT NULL,
-		expires INTEGER NOT NULL)`,
-}
+// schema is the store's tables (sqlstore.Schema) in this database's types.
+var schema = sqlstore.Schema(sqlstore.Types{ID: "INTEGER PRIMARY KEY", Int: "INTEGER", Bytes: "BLOB", NoRowID: " WITHOUT ROWID"})
 
 // Open opens (creating if needed) the store in the SQLite file path.
 func Open(ctx context.Context, path string, opt store.Options) (store.Backend, error) {

@@ -700,7 +700,7 @@ func testConcurrent(t *testing.T, nf Factory, _ Features) {
 
 func testLock(t *testing.T, nf Factory, _ Features) {
 	ctx := context.Background()
-	o := nf(t, store.Options{LockLease: 300 * time.Millisecond})
+	o := nf(t, store.Options{LockLease: time.Second})
 	b1 := open(t, o)
 	b2 := open(t, o)
 	must(t, b1.AddUser(ctx, "bob", "pw"))
@@ -719,8 +719,8 @@ func testLock(t *testing.T, nf Factory, _ Features) {
 	la, err := a.LockMaildrop(ctx)
 	must(t, err) // another user's maildrop is free
 	must(t, la.Release(ctx))
-	// The holder renews its lease: after several leases it still holds.
-	time.Sleep(time.Second)
+	// The holder renews its lease: after more than a lease it still holds.
+	time.Sleep(2500 * time.Millisecond)
 	if _, err := s2.LockMaildrop(ctx); !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("lock lost while its holder lives: %v", err)
 	}
@@ -732,7 +732,7 @@ func testLock(t *testing.T, nf Factory, _ Features) {
 	must(t, b2.Close())
 	_ = l2
 	var got store.Lock
-	for range 100 {
+	for range 300 {
 		got, err = s1.LockMaildrop(ctx)
 		if err == nil {
 			break

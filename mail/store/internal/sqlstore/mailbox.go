@@ -325,10 +325,7 @@ func (m *mailbox) remove(ctx context.Context, uids []store.UID, onlyDeleted bool
 			if onlyDeleted && r.bits&store.BitDeleted == 0 {
 				continue
 			}
-			if _, err := t.exec(`DELETE FROM messages WHERE mailbox_id = $1 AND uid = $2`, m.id, r.uid); err != nil {
-				return err
-			}
-			if _, err := t.exec(`INSERT INTO vanished (mailbox_id, uid, modseq) VALUES ($1, $2, $3)`, m.id, r.uid, int64(ms)); err != nil {
+			if err := t.expungeRow(m.id, r.uid, ms); err != nil {
 				return err
 			}
 			gone = append(gone, store.UID(r.uid))
@@ -427,10 +424,7 @@ func (t *txn) transfer(src, dst int64, uids []store.UID, move bool) (store.CopyR
 		res.Source = append(res.Source, store.UID(r.uid))
 		res.Dest = append(res.Dest, store.UID(nu))
 		if move {
-			if _, err := t.exec(`DELETE FROM messages WHERE mailbox_id = $1 AND uid = $2`, src, r.uid); err != nil {
-				return res, err
-			}
-			if _, err := t.exec(`INSERT INTO vanished (mailbox_id, uid, modseq) VALUES ($1, $2, $3)`, src, r.uid, int64(srcMS)); err != nil {
+			if err := t.expungeRow(src, r.uid, srcMS); err != nil {
 				return res, err
 			}
 		}
@@ -442,4 +436,13 @@ func (t *txn) transfer(src, dst int64, uids []store.UID, move bool) (store.CopyR
 		return res, t.touched(src)
 	}
 	return res, nil
+}
+
+// expungeRow deletes a message and records its UID as vanished at modseq.
+func (t *txn) expungeRow(mailbox, uid int64, modseq uint64) error {
+	if _, err := t.exec(`DELETE FROM messages WHERE mailbox_id = $1 AND uid = $2`, mailbox, uid); err != nil {
+		return err
+	}
+	_, err := t.exec(`INSERT INTO vanished (mailbox_id, uid, modseq) VALUES ($1, $2, $3)`, mailbox, uid, int64(modseq))
+	return err
 }

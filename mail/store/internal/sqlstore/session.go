@@ -84,6 +84,19 @@ func superiors(name string) []string {
 	return out
 }
 
+// createSuperiors creates the levels above name that are missing.
+func (ss *session) createSuperiors(t *txn, name string) error {
+	for _, sup := range superiors(name) {
+		if _, _, err := ss.lookup(t.ctx, t.tx, sup); err == nil {
+			continue
+		}
+		if err := t.createMailbox(ss.id, sup, "", false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (ss *session) CreateMailbox(ctx context.Context, name string) error {
 	name, err := store.MailboxName(name)
 	if err != nil {
@@ -91,13 +104,8 @@ func (ss *session) CreateMailbox(ctx context.Context, name string) error {
 	}
 	return ss.s.write(ctx, func(t *txn) error {
 		// RFC 3501 §6.3.3: create the superiors that are missing.
-		for _, sup := range superiors(name) {
-			if _, _, err := ss.lookup(ctx, t.tx, sup); err == nil {
-				continue
-			}
-			if err := t.createMailbox(ss.id, sup, "", false); err != nil {
-				return err
-			}
+		if err := ss.createSuperiors(t, name); err != nil {
+			return err
 		}
 		return t.createMailbox(ss.id, name, "", false)
 	})
@@ -158,13 +166,8 @@ func (ss *session) RenameMailbox(ctx context.Context, from, to string) error {
 		if _, _, err := ss.lookup(ctx, t.tx, to); err == nil {
 			return fmt.Errorf("%w: %q", store.ErrMailboxExists, to)
 		}
-		for _, sup := range superiors(to) {
-			if _, _, err := ss.lookup(ctx, t.tx, sup); err == nil {
-				continue
-			}
-			if err := t.createMailbox(ss.id, sup, "", false); err != nil {
-				return err
-			}
+		if err := ss.createSuperiors(t, to); err != nil {
+			return err
 		}
 		if from == store.Inbox {
 			// RFC 3501 §6.3.5: renaming INBOX moves its messages to a new
