@@ -225,7 +225,7 @@ type Mailbox interface {
 	// is none with that UID.
 	Fetch(ctx context.Context, uid UID) (*Message, error)
 	// SetFlags changes the flags of the messages with the given UIDs
-	// (absent UIDs are ignored). With unchangedSince > 0, a message whose
+	// (absent UIDs are ignored; no UIDs, nothing changes). With unchangedSince > 0, a message whose
 	// modification sequence is above it is left alone and reported in
 	// failed (RFC 7162 §3.1.3, UNCHANGEDSINCE). changed lists the messages
 	// whose flags changed, with their new flags and modification sequence.
@@ -237,6 +237,9 @@ type Mailbox interface {
 	// Delete removes the messages with the given UIDs whatever their flags
 	// (POP3's UPDATE state, RFC 1939 §6), returning the UIDs removed.
 	Delete(ctx context.Context, uids []UID) ([]UID, error)
+	// In SetFlags, Delete, Copy and Move, a nil or empty uids means no
+	// message; only Expunge takes nil for "all".
+	//
 	// Copy copies messages to another mailbox (COPY; the bytes are shared,
 	// not copied), with their flags; the result pairs source and new UIDs
 	// (UIDPLUS COPYUID, RFC 4315).

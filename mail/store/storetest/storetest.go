@@ -530,6 +530,20 @@ func testFlags(t *testing.T, nf Factory, _ Features) {
 	if got := flagsOf(t, mb, r1.UID).Flags; !slices.Equal(got, []string{store.FlagSeen, store.FlagFlagged, "$Forwarded", "Work"}) {
 		t.Errorf("after +FLAGS: %q", got)
 	}
+	// No UIDs: nothing changes (not "all").
+	for _, none := range [][]store.UID{nil, {}} {
+		changed, _, err = mb.SetFlags(ctx, none, store.FlagsReplace, nil, 0)
+		must(t, err)
+		if res, err := mb.Copy(ctx, none, "Trash"); err != nil || len(res.Dest) != 0 {
+			t.Errorf("copy of %v: %+v %v", none, res, err)
+		}
+		if gone, err := mb.Delete(ctx, none); err != nil || len(gone) != 0 {
+			t.Errorf("delete of %v: %v %v", none, gone, err)
+		}
+	}
+	if len(changed) != 0 || len(flagsOf(t, mb, r1.UID).Flags) != 4 {
+		t.Errorf("SetFlags of no UIDs changed %+v", changed)
+	}
 	// A change that changes nothing takes no modification sequence.
 	changed, _, err = mb.SetFlags(ctx, []store.UID{r1.UID}, store.FlagsAdd, []string{store.FlagFlagged}, 0)
 	must(t, err)

@@ -209,6 +209,9 @@ func (m *mailbox) SetFlags(ctx context.Context, uids []store.UID, op store.FlagO
 	if op < store.FlagsReplace || op > store.FlagsRemove {
 		return nil, nil, fmt.Errorf("store: flag operation %d", op)
 	}
+	if len(uids) == 0 {
+		return nil, nil, nil
+	}
 	var changed []store.MessageInfo
 	var failed []store.UID
 	err = m.ss.s.write(ctx, func(t *txn) error {
