@@ -49,6 +49,20 @@ func (a *app) mailUserCommand() *cobra.Command {
 		}
 		return promptPassword(cmd.InOrStdin(), a.stderr, user)
 	}
+	// withPassword runs add or passwd: USER, a password, then a line.
+	withPassword := func(set func(store.Backend, context.Context, string, string) error, verb, done string) func(*cobra.Command, []string) error {
+		return withStore(func(cmd *cobra.Command, b store.Backend, argv []string) error {
+			pw, err := password(cmd, argv[0])
+			if err != nil {
+				return err
+			}
+			if err := set(b, cmd.Context(), argv[0], pw); err != nil {
+				return fmt.Errorf("mail user %s: %w", verb, err)
+			}
+			fmt.Fprintf(a.stdout, "mail: "+done+"\n", strings.ToLower(argv[0]))
+			return nil
+		})
+	}
 
 	add := &cobra.Command{
 		Use:   "add USER --store DSN [--password-stdin]",
@@ -67,18 +81,7 @@ command line, where other users could read it in the process list.`,
 		Example: `  appnet mail user add alice@crepes.fr --store postgres://mail@db.example/mail   # asks twice
   echo hungry | appnet mail user add bob --store sqlite:/var/lib/appnet/mail.db --password-stdin`,
 		Args: args(cobra.ExactArgs(1)),
-		RunE: withStore(func(cmd *cobra.Command, b store.Backend, argv []string) error {
-			ctx := cmd.Context()
-			pw, err := password(cmd, argv[0])
-			if err != nil {
-				return err
-			}
-			if err := b.AddUser(ctx, argv[0], pw); err != nil {
-				return fmt.Errorf("mail user add: %w", err)
-			}
-			fmt.Fprintf(a.stdout, "mail: added user %s (INBOX, Drafts, Sent, Trash, Junk)\n", strings.ToLower(argv[0]))
-			return nil
-		}),
+		RunE: withPassword(store.Backend.AddUser, "add", "added user %s (INBOX, Drafts, Sent, Trash, Junk)"),
 	}
 	passwd := &cobra.Command{
 		Use:   "passwd USER --store DSN [--password-stdin]",
@@ -88,18 +91,7 @@ first line of standard input with --password-stdin.`,
 		Example: `  appnet mail user passwd bob --store sqlite:mail.db   # asks twice
   echo fed | appnet mail user passwd bob --store sqlite:mail.db --password-stdin`,
 		Args: args(cobra.ExactArgs(1)),
-		RunE: withStore(func(cmd *cobra.Command, b store.Backend, argv []string) error {
-			ctx := cmd.Context()
-			pw, err := password(cmd, argv[0])
-			if err != nil {
-				return err
-			}
-			if err := b.SetPassword(ctx, argv[0], pw); err != nil {
-				return fmt.Errorf("mail user passwd: %w", err)
-			}
-			fmt.Fprintf(a.stdout, "mail: password of %s changed\n", strings.ToLower(argv[0]))
-			return nil
-		}),
+		RunE: withPassword(store.Backend.SetPassword, "passwd", "password of %s changed"),
 	}
 	del := &cobra.Command{
 		Use:   "del USER --store DSN",

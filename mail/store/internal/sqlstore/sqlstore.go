@@ -292,13 +292,18 @@ var defaultMailboxes = []struct{ name, use string }{
 	{"Junk", store.SpecialJunk},
 }
 
+// credentials checks a user name and hashes a password.
+func (s *Store) credentials(user, password string) (name, hash string, err error) {
+	if name, err = store.UserName(user); err != nil {
+		return "", "", err
+	}
+	hash, err = store.HashPasswordWith(s.opt, password)
+	return name, hash, err
+}
+
 // AddUser implements store.Backend.
 func (s *Store) AddUser(ctx context.Context, user, password string) error {
-	name, err := store.UserName(user)
-	if err != nil {
-		return err
-	}
-	hash, err := store.HashPasswordWith(s.opt, password)
+	name, hash, err := s.credentials(user, password)
 	if err != nil {
 		return err
 	}
@@ -366,11 +371,7 @@ func (s *Store) DeleteUser(ctx context.Context, user string) error {
 
 // SetPassword implements store.Backend.
 func (s *Store) SetPassword(ctx context.Context, user, password string) error {
-	name, err := store.UserName(user)
-	if err != nil {
-		return err
-	}
-	hash, err := store.HashPasswordWith(s.opt, password)
+	name, hash, err := s.credentials(user, password)
 	if err != nil {
 		return err
 	}
