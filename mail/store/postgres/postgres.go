@@ -82,6 +82,7 @@ func Open(ctx context.Context, dsn string, opt store.Options) (store.Backend, er
 		Lock:      `SELECT pg_advisory_xact_lock(7316254901)`,
 		IsUnique:  func(err error) bool { return pgCode(err) == "23505" },
 		Retryable: retryable,
+		NowMillis: `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)`,
 		NotifySQL: `SELECT pg_notify('` + channel + `', $1)`,
 	}
 	s, err := sqlstore.New(ctx, db, db, d, opt, db.Close)

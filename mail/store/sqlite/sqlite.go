@@ -70,6 +70,7 @@ func Open(ctx context.Context, path string, opt store.Options) (store.Backend, e
 		Schema:    schema,
 		IsUnique:  isUnique,
 		Retryable: retryable,
+		NowMillis: `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`,
 	}
 	s, err := sqlstore.New(ctx, w, r, d, opt, func() error {
 		return errors.Join(r.Close(), w.Close())

@@ -358,14 +358,15 @@ func (ss *session) LockMaildrop(ctx context.Context) (store.Lock, error) {
 	lease := s.opt.Lease()
 	l := &lock{s: s, user: ss.id, token: newToken(), stop: make(chan struct{}), done: make(chan struct{})}
 	err := s.write(ctx, func(t *txn) error {
-		now := time.Now()
 		// Take the lock if nobody holds it or its holder's lease ran out
-		// (a server that died holding it).
+		// (a server that died holding it). Times are the database's
+		// clock, which every server sharing it agrees on.
 		var got string
-		err := t.row(`INSERT INTO maildrop_locks (user_id, token, expires) VALUES ($1, $2, $3)
+		now := s.d.NowMillis
+		err := t.row(`INSERT INTO maildrop_locks (user_id, token, expires) VALUES ($1, $2, `+now+` + $3)
 			ON CONFLICT (user_id) DO UPDATE SET token = excluded.token, expires = excluded.expires
-			WHERE maildrop_locks.expires < $4 RETURNING token`,
-			ss.id, l.token, now.Add(lease).UnixMilli(), now.UnixMilli()).Scan(&got)
+			WHERE maildrop_locks.expires < `+now+` RETURNING token`,
+			ss.id, l.token, lease.Milliseconds()).Scan(&got)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrLocked
 		}
@@ -386,8 +387,8 @@ func (ss *session) LockMaildrop(ctx context.Context) (store.Lock, error) {
 				return
 			case <-tick.C:
 				rctx, cancel := context.WithTimeout(ctx, lease/3)
-				s.w.ExecContext(rctx, `UPDATE maildrop_locks SET expires = $1 WHERE user_id = $2 AND token = $3`,
-					time.Now().Add(lease).UnixMilli(), l.user, l.token)
+				s.w.ExecContext(rctx, `UPDATE maildrop_locks SET expires = `+s.d.NowMillis+` + $1 WHERE user_id = $2 AND token = $3`,
+					lease.Milliseconds(), l.user, l.token)
 				cancel()
 			}
 		}

@@ -40,6 +40,9 @@ type Dialect struct {
 	// Retryable reports an error after which the transaction may be run
 	// again (busy, serialization failure, deadlock).
 	Retryable func(error) bool
+	// NowMillis is an SQL expression for the database's clock in Unix
+	// milliseconds (leases are timed by it, not by each server's clock).
+	NowMillis string
 	// NotifySQL, if set, is run in each transaction that changed a
 	// mailbox, with the mailbox id as text in $1 (PostgreSQL NOTIFY);
 	// otherwise watchers are told in process after the commit.
