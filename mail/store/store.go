@@ -75,6 +75,9 @@ const (
 	// unless Options says otherwise (Postfix's message_size_limit is 10 MB;
 	// this leaves room for attachments while bounding what one message costs).
 	DefaultMaxMessageSize = 64 << 20
+	// DefaultMaxMailboxes is how many mailboxes a user may have unless
+	// Options says otherwise.
+	DefaultMaxMailboxes = 10000
 	// MaxMailboxName is the longest mailbox name, in bytes.
 	MaxMailboxName = 512
 	// MaxKeyword is the longest keyword, in bytes.
@@ -94,6 +97,7 @@ var (
 	ErrUserExists     = errors.New("store: user already exists")
 	ErrNoMailbox      = errors.New("store: no such mailbox")
 	ErrMailboxExists  = errors.New("store: mailbox already exists")
+	ErrTooMany        = errors.New("store: too many mailboxes")
 	ErrHasChildren    = errors.New("store: mailbox has inferior hierarchical names")
 	ErrInbox          = errors.New("store: INBOX cannot be deleted")
 	ErrBadName        = errors.New("store: invalid mailbox name")
@@ -118,6 +122,9 @@ type Options struct {
 	// holder dies without releasing it (0: 30 s). A live holder renews it
 	// every third of the lease.
 	LockLease time.Duration
+	// MaxMailboxes bounds how many mailboxes one user may have (0:
+	// DefaultMaxMailboxes), so a client cannot CREATE without end.
+	MaxMailboxes int
 	// WeakPasswordHash hashes new passwords with a trivial argon2id cost
 	// (64 KiB, one pass): for tests only, where the real cost (19 MiB, two
 	// passes: about 0.1 s, 1 s under the race detector) would dominate.
@@ -130,6 +137,14 @@ func (o Options) MaxSize() int64 {
 		return o.MaxMessageSize
 	}
 	return DefaultMaxMessageSize
+}
+
+// Mailboxes returns the effective limit on a user's mailboxes.
+func (o Options) Mailboxes() int {
+	if o.MaxMailboxes > 0 {
+		return o.MaxMailboxes
+	}
+	return DefaultMaxMailboxes
 }
 
 // Lease returns the effective maildrop lock lease.

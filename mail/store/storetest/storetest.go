@@ -472,7 +472,7 @@ func testBytes(t *testing.T, nf Factory, _ Features) {
 
 func testLimits(t *testing.T, nf Factory, _ Features) {
 	ctx := context.Background()
-	b := open(t, nf(t, store.Options{MaxMessageSize: 1000}))
+	b := open(t, nf(t, store.Options{MaxMessageSize: 1000, MaxMailboxes: 8}))
 	s := user(t, b, "bob")
 	ok := bytes.Repeat([]byte("x"), 1000)
 	if _, err := s.Append(ctx, "INBOX", ok, nil, time.Time{}); err != nil {
@@ -483,6 +483,15 @@ func testLimits(t *testing.T, nf Factory, _ Features) {
 	wantErr(t, "deliver over the limit", b.Deliver(ctx, "bob", append(ok, 'y')), store.ErrTooLarge)
 	_, err = s.Append(ctx, "INBOX", nil, nil, time.Time{})
 	wantErr(t, "empty", err, store.ErrEmptyMessage)
+	// 5 mailboxes come with the user; 3 more (a, a/b, c) reach the limit of 8.
+	must(t, s.CreateMailbox(ctx, "a/b"))
+	must(t, s.CreateMailbox(ctx, "c"))
+	wantErr(t, "mailbox 9", s.CreateMailbox(ctx, "d"), store.ErrTooMany)
+	if got := names(t, s); len(got) != 8 {
+		t.Errorf("mailboxes after the limit: %q", got)
+	}
+	wantErr(t, "rename creating a superior", s.RenameMailbox(ctx, "c", "g/c"), store.ErrTooMany)
+	must(t, s.RenameMailbox(ctx, "c", "g")) // a rename makes no new mailbox
 	st, _ := s.Status(ctx, "INBOX")
 	if st.Messages != 1 || st.UIDNext != 2 {
 		t.Errorf("refused messages left traces: %+v", st)

@@ -429,6 +429,13 @@ func (s *Store) Watch(ctx context.Context, user, mailbox string) (<-chan struct{
 
 // createMailbox creates one mailbox with a fresh UIDVALIDITY.
 func (t *txn) createMailbox(user int64, name, use string, subscribed bool) error {
+	var n int
+	if err := t.row(`SELECT COUNT(*) FROM mailboxes WHERE user_id = $1`, user).Scan(&n); err != nil {
+		return err
+	}
+	if n >= t.s.opt.Mailboxes() {
+		return fmt.Errorf("%w: %d, the limit", store.ErrTooMany, n)
+	}
 	var uv int64
 	if err := t.row(`UPDATE meta SET value = value + 1 WHERE key = 'uidvalidity' RETURNING value`).Scan(&uv); err != nil {
 		return fmt.Errorf("store: uidvalidity: %w", err)
