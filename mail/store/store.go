@@ -263,6 +263,50 @@ type Mailbox interface {
 	Move(ctx context.Context, uids []UID, dest string) (CopyResult, error)
 }
 
+// PartFetcher is an optional Mailbox extension: parts of messages read
+// without loading their whole bytes (IMAP BODY[]<partial>, BODY[HEADER]
+// and ENVELOPE of many messages, POP3 TOP).
+type PartFetcher interface {
+	// FetchRange returns up to length bytes of a message from offset
+	// (RFC 3501 §6.4.5 <partial>); fewer, or none, past its end.
+	FetchRange(ctx context.Context, uid UID, offset, length int64) ([]byte, error)
+	// Headers returns the header sections (HeaderSize) of the messages of
+	// uids that exist, in UID order, in one read.
+	Headers(ctx context.Context, uids []UID) ([]Part, error)
+}
+
+// Part is a piece of a message's bytes.
+type Part struct {
+	UID   UID
+	Bytes []byte
+}
+
+// HeaderSize returns the length of a message's header section, through
+// the empty line that ends it (RFC 5322 §2.1): CRLF CRLF, or a bare LF LF
+// in a message stored as received; the whole message if it has no body.
+func HeaderSize(msg []byte) int64 {
+	for i := 0; i < len(msg); i++ {
+		if msg[i] != '\n' {
+			continue
+		}
+		// An empty line starts at i+1: CRLF or a bare LF.
+		if i+1 < len(msg) && msg[i+1] == '\n' {
+			return int64(i + 2)
+		}
+		if i+2 < len(msg) && msg[i+1] == '\r' && msg[i+2] == '\n' {
+			return int64(i + 3)
+		}
+	}
+	// A message that begins with its empty line has an empty header.
+	if len(msg) >= 2 && msg[0] == '\r' && msg[1] == '\n' {
+		return 2
+	}
+	if len(msg) >= 1 && msg[0] == '\n' {
+		return 1
+	}
+	return int64(len(msg))
+}
+
 // Lock is a held POP3 maildrop lock.
 type Lock interface {
 	// Release gives the lock up.

@@ -102,3 +102,14 @@ func TestOpenUnknown(t *testing.T) {
 		t.Errorf("Open(mysql): %v", err)
 	}
 }
+
+func TestHeaderSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"A: b\r\n\r\nbody": 8, "A: b\n\nbody": 6, "A: b\r\n": 6, "A: b": 4, "\r\nbody": 2, "\nbody": 1, "": 0,
+		"A: b\r\n folded\r\n\r\n": 17, "A: b\n\r\nx": 7,
+	} {
+		if got := HeaderSize([]byte(in)); got != want {
+			t.Errorf("HeaderSize(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

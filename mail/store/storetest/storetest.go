@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore Factory, f Features) {
 		{"Limits", testLimits},
 		{"FlagsModSeq", testFlags},
 		{"CopyMove", testCopyMove},
+		{"Parts", testParts},
 		{"ConcurrentAppends", testConcurrent},
 		{"MaildropLock", testLock},
 		{"Durability", testDurability},
@@ -881,4 +882,51 @@ func BenchmarkDeliver(b *testing.B, o Opener) {
 			}
 		}
 	})
+}
+
+func testParts(t *testing.T, nf Factory, _ Features) {
+	ctx := context.Background()
+	b := open(t, nf(t, store.Options{}))
+	s := user(t, b, "bob")
+	bodies := [][]byte{
+		[]byte("Subject: a\r\nX-Y: b\r\n\r\nbody\r\n\r\nmore"),
+		[]byte("Subject: no body\r\n"),
+		[]byte("Subject: bare\nX: y\n\nlf body"),
+		[]byte("\r\nno header"),
+	}
+	heads := []string{"Subject: a\r\nX-Y: b\r\n\r\n", "Subject: no body\r\n", "Subject: bare\nX: y\n\n", "\r\n"}
+	for _, m := range bodies {
+		_, err := s.Append(ctx, "INBOX", m, nil, time.Time{})
+		must(t, err)
+	}
+	mb, _ := s.Select(ctx, "INBOX")
+	pf, ok := mb.(store.PartFetcher)
+	if !ok {
+		t.Skip("backend has no store.PartFetcher")
+	}
+	parts, err := pf.Headers(ctx, []store.UID{4, 99, 2, 1, 3, 2})
+	must(t, err)
+	if len(parts) != 4 {
+		t.Fatalf("headers: %d parts", len(parts))
+	}
+	for i, p := range parts {
+		if p.UID != store.UID(i+1) || string(p.Bytes) != heads[i] {
+			t.Errorf("header of %d: %q, want uid %d %q", p.UID, p.Bytes, i+1, heads[i])
+		}
+	}
+	for _, c := range []struct {
+		off, n int64
+		want   string
+	}{{0, 7, "Subject"}, {int64(len(bodies[0])) - 4, 100, "more"}, {9, 1, "a"}, {1000, 10, ""}, {0, 0, ""}} {
+		got, err := pf.FetchRange(ctx, 1, c.off, c.n)
+		if err != nil || string(got) != c.want {
+			t.Errorf("range %d+%d: %q %v, want %q", c.off, c.n, got, err, c.want)
+		}
+	}
+	if _, err := pf.FetchRange(ctx, 99, 0, 1); !errors.Is(err, store.ErrNoMessage) {
+		t.Errorf("range of a missing message: %v", err)
+	}
+	if p, err := pf.Headers(ctx, []store.UID{99}); err != nil || len(p) != 0 {
+		t.Errorf("headers of a missing message: %v %v", p, err)
+	}
 }

@@ -152,6 +152,70 @@ func (m *mailbox) Fetch(ctx context.Context, uid store.UID) (*store.Message, err
 	return &store.Message{MessageInfo: mi, Body: body}, nil
 }
 
+var _ store.PartFetcher = (*mailbox)(nil)
+
+// FetchRange implements store.PartFetcher: substr counts bytes in a BLOB
+// (SQLite) and a bytea (PostgreSQL) alike, from 1.
+func (m *mailbox) FetchRange(ctx context.Context, uid store.UID, offset, length int64) ([]byte, error) {
+	if offset < 0 || length < 0 {
+		return nil, fmt.Errorf("store: range %d+%d", offset, length)
+	}
+	const most = 1<<31 - 2 // substr takes 32-bit integers in PostgreSQL
+	if offset > most {
+		offset = most
+	}
+	length = min(length, most)
+	var b []byte
+	err := m.ss.s.r.QueryRowContext(ctx, `SELECT substr(b.data, $3, $4) FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = $1 AND m.uid = $2`,
+		m.id, int64(uid), offset+1, length).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := m.exists(ctx, m.ss.s.r); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: uid %d in %q", store.ErrNoMessage, uid, m.name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: fetch range: %w", err)
+	}
+	return b, nil
+}
+
+// Headers implements store.PartFetcher.
+func (m *mailbox) Headers(ctx context.Context, uids []store.UID) ([]store.Part, error) {
+	uids = uidList(uids)
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	want := make(map[store.UID]bool, len(uids))
+	for _, u := range uids {
+		want[u] = true
+	}
+	rows, err := m.ss.s.r.QueryContext(ctx, `SELECT m.uid, substr(b.data, 1, CAST(b.header_size AS INTEGER)) FROM messages m JOIN blobs b ON b.id = m.blob_id
+		WHERE m.mailbox_id = $1 AND m.uid BETWEEN $2 AND $3 ORDER BY m.uid`, m.id, int64(uids[0]), int64(uids[len(uids)-1]))
+	if err != nil {
+		return nil, fmt.Errorf("store: headers: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Part
+	for rows.Next() {
+		var p store.Part
+		var uid int64
+		if err := rows.Scan(&uid, &p.Bytes); err != nil {
+			return nil, err
+		}
+		if p.UID = store.UID(uid); want[p.UID] {
+			out = append(out, p)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, m.exists(ctx, m.ss.s.r)
+	}
+	return out, nil
+}
+
 // row is a message's state inside a writing transaction.
 type row struct {
 	uid  int64

@@ -16,7 +16,7 @@ type Types struct {
 //	meta            key -> value: 'uidvalidity', the counter UIDVALIDITYs come from
 //	users           name (lower case), password (argon2id PHC string)
 //	mailboxes       per user: name, uidvalidity, uidnext, highestmodseq, subscribed, special_use
-//	blobs           a message's exact bytes, once, keyed by SHA-256
+//	blobs           a message's exact bytes, once, keyed by SHA-256, and its header's length
 //	messages        (mailbox, uid) -> blob, size, system flag bits, keywords, modseq, internal date + zone
 //	vanished        (mailbox, uid) -> modseq of its expunge (QRESYNC)
 //	maildrop_locks  user -> POP3 lock holder's token and lease expiry (Unix ms)
@@ -44,6 +44,7 @@ func Schema(ty Types) []string {
 			id ID_PK,
 			sha256 BYTES NOT NULL UNIQUE,
 			size INT8 NOT NULL,
+			header_size INT8 NOT NULL,
 			data BYTES NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS messages (
 			mailbox_id INT8 NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,

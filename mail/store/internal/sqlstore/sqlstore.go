@@ -497,8 +497,8 @@ func (t *txn) putBlob(sum []byte, msg []byte) (int64, error) {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
 	}
-	err = t.row(`INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO UPDATE SET size = excluded.size RETURNING id`,
-		sum, int64(len(msg)), msg).Scan(&id)
+	err = t.row(`INSERT INTO blobs (sha256, size, header_size, data) VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO UPDATE SET size = excluded.size RETURNING id`,
+		sum, int64(len(msg)), store.HeaderSize(msg), msg).Scan(&id)
 	return id, err
 }
 
