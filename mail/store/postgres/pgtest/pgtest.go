@@ -106,7 +106,7 @@ func Start(t testing.TB) *Server {
 }
 
 func start(t testing.TB, bin string) (*Server, error) {
-	dir, err := os.MkdirTemp("", "pgtest-")
+	dir, err := os.MkdirTemp(tempBase(), "pgtest-")
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +185,25 @@ func start(t testing.TB, bin string) (*Server, error) {
 	}
 	t.Cleanup(s.stop)
 	return s, nil
+}
+
+// tempBase is where the server's directory goes: the usual temporary
+// directory, unless we are root and an unprivileged user could not reach
+// it (a TMPDIR under /root), then /tmp.
+func tempBase() string {
+	base := os.TempDir()
+	if os.Geteuid() != 0 {
+		return base
+	}
+	for d := base; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return "/tmp"
+		}
+		if d == "/" || d == "." {
+			return base
+		}
+	}
 }
 
 // credential returns who runs initdb and postgres: the caller, unless it
