@@ -316,7 +316,7 @@ func TestDeliverRetryWhenRemoteComesUp(t *testing.T) {
 	id := e.send(t, "alice@local.test", []string{"dan@later.test"}, "retry-me")
 	waitFor(t, "a failed attempt", func() bool {
 		l := e.q.List()
-		return len(l) == 1 && l[0].Rcpts[0].Attempts >= 1
+		return len(l) == 1 && l[0].Rcpts[0].Attempts >= 1 && !l[0].Active
 	})
 	in := e.q.List()[0]
 	if in.ID != id || in.Status != "deferred" || in.Rcpts[0].LastError == "" || in.Rcpts[0].NextTry.IsZero() {
