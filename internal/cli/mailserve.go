@@ -1,0 +1,377 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"appnet/internal/atomicfile"
+	"appnet/mail/queue"
+	"appnet/mail/smtp"
+)
+
+func init() {
+	addMailCommand((*app).mailServeCommand)
+	addMailCommand((*app).mailQueueCommand)
+}
+
+// mailBackend is what the mail server delivers into and asks about
+// users: the mailbox store, once wired.
+type mailBackend struct {
+	Local queue.Local     // local delivery (the store's INBOX append)
+	Users smtp.Recipients // local domains and which users exist
+	Auth  smtp.Authenticator
+	Close func() error
+}
+
+// mailBackendOptions are the serve flags a backend may use.
+type mailBackendOptions struct {
+	Domains  []string
+	QueueDir string
+	Drop     string            // --maildrop: directory for the file backend
+	Users    map[string]string // --user NAME:PASSWORD
+}
+
+// openMailBackend is the seam where the mailbox store plugs in: the lead
+// replaces it (or wraps it, choosing by a --store flag) with one built on
+// mail/store. The default writes each local message to a file under
+// --maildrop, takes every local part of the local domains as a user,
+// and checks submission passwords against --user flags.
+var openMailBackend = func(_ context.Context, o mailBackendOptions) (*mailBackend, error) {
+	drop := o.Drop
+	if drop == "" {
+		drop = filepath.Join(o.QueueDir, "maildrop")
+	}
+	doms := map[string]bool{}
+	for _, d := range o.Domains {
+		doms[strings.ToLower(d)] = true
+	}
+	return &mailBackend{
+		Local: fileDrop(drop),
+		Users: domainUsers(doms),
+		Auth:  flagUsers(o.Users),
+		Close: func() error { return nil },
+	}, nil
+}
+
+// fileDrop delivers each message to DIR/RCPT/TIME-RANDOM.eml, durably.
+type fileDrop string
+
+func (d fileDrop) Deliver(_ context.Context, rcpt string, msg []byte) error {
+	name := strings.Map(func(r rune) rune {
+		if r == '/' || r == 0 || r == '\\' {
+			return '_'
+		}
+		return r
+	}, strings.ToLower(rcpt))
+	if name == "" || name[0] == '.' {
+		name = "_" + name
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	p := filepath.Join(string(d), name, fmt.Sprintf("%d-%s.eml", time.Now().UnixNano(), hex.EncodeToString(b[:])))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(p, msg, true)
+}
+
+type domainUsers map[string]bool
+
+func (d domainUsers) IsLocalDomain(domain string) bool { return d[domain] }
+func (d domainUsers) UserExists(context.Context, string) (bool, error) {
+	return true, nil
+}
+
+type flagUsers map[string]string
+
+func (u flagUsers) Authenticate(_ context.Context, user, pass string) error {
+	if want, ok := u[user]; ok && want == pass {
+		return nil
+	}
+	return smtp.ErrBadCredentials
+}
+
+func (a *app) mailServeCommand() *cobra.Command {
+	var (
+		domains                          []string
+		mxAddr, subAddr, qdir, resolver  string
+		certFile, keyFile, hostname      string
+		drop                             string
+		users                            []string
+		insecureAuth                     bool
+		maxSize                          int64
+		remotePort                       int
+		minBackoff, maxBackoff, lifetime time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve --domain D [--mx ADDR:25] [--submission ADDR:587] [--queue DIR] [--resolver ADDR] [--tls-cert F --tls-key F]",
+		Short: "run a mail server: an SMTP MX, a submission service, and the durable queue that delivers",
+		Long: `Serve runs a mail server for the --domain domains (repeat the flag for more):
+
+  --mx ADDR          receives mail for the local domains from anyone (port 25), with
+                     no relaying: mail to other domains is refused (554 5.7.1)
+  --submission ADDR  takes mail for any domain from users who authenticated (AUTH
+                     PLAIN or LOGIN) after STARTTLS (port 587); --insecure-auth lets
+                     clients on loopback authenticate without TLS
+  --queue DIR        the durable queue: a message is on disk (fsync) before 250;
+                     it is delivered to local mailboxes or, by MX lookup through
+                     --resolver (a DNS server, host:port; default the system's),
+                     to other domains' servers, with retries from --min-backoff
+                     doubling to --max-backoff, bouncing after --lifetime
+
+Until the mailbox store is wired in, local mail is written to files under
+--maildrop (DIR/queue/maildrop/RCPT/*.eml by default), every user of a local
+domain exists, and submission users are given with --user NAME:PASSWORD.
+The queue is listed, flushed and pruned with 'appnet mail queue'. --trace shows
+every SMTP dialogue, received and sent, in the course's C:/S: style.
+
+To type the course's session by hand, use a client that ends lines with CRLF
+(telnet, or nc -C): a bare LF inside DATA is refused (521), as Postfix does, so
+that no message can be smuggled inside another.`,
+		Example: `  appnet mail serve --domain hamburger.edu --mx 127.0.0.1:2525 --queue /tmp/mq
+  nc -C 127.0.0.1 2525     # in another terminal: HELO crepes.fr, MAIL FROM:<alice@crepes.fr>, ...
+  appnet mail serve --domain crepes.fr --mx 127.0.0.2:25 --submission 127.0.0.2:587 --tls-cert c.pem --tls-key k.pem --user alice:secret --resolver 127.0.0.53:53`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(domains) == 0 {
+				return usagef("give at least one --domain")
+			}
+			if mxAddr == "" && subAddr == "" {
+				return usagef("give --mx ADDR, --submission ADDR, or both")
+			}
+			if (certFile == "") != (keyFile == "") {
+				return usagef("--tls-cert and --tls-key go together")
+			}
+			if qdir == "" {
+				return usagef("give --queue DIR")
+			}
+			userMap := map[string]string{}
+			for _, u := range users {
+				n, p, ok := strings.Cut(u, ":")
+				if !ok || n == "" {
+					return usagef("--user %q: want NAME:PASSWORD", u)
+				}
+				userMap[n] = p
+			}
+			var tlsConf *tls.Config
+			if certFile != "" {
+				cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+				if err != nil {
+					return fmt.Errorf("mail serve: %w", err)
+				}
+				tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			}
+			if hostname == "" {
+				hostname, _ = os.Hostname()
+			}
+			ctx := cmd.Context()
+			be, err := openMailBackend(ctx, mailBackendOptions{Domains: domains, QueueDir: qdir, Drop: drop, Users: userMap})
+			if err != nil {
+				return err
+			}
+			defer be.Close()
+			q, err := queue.Open(queue.Config{Dir: qdir, Logger: a.logger})
+			if err != nil {
+				return err
+			}
+			defer q.Close()
+			res := queue.NewResolver(resolver)
+			agent := queue.NewAgent(q, queue.AgentConfig{
+				Hostname: hostname, IsLocal: be.Users.IsLocalDomain, Local: be.Local, Resolver: res,
+				Port: remotePort, MinBackoff: minBackoff, MaxBackoff: maxBackoff, Lifetime: lifetime,
+				Logger: a.logger, Tracer: a.tracer,
+			})
+			lookupAddr := func(ctx context.Context, addr string) ([]string, error) {
+				if r, ok := res.(*net.Resolver); ok {
+					return r.LookupAddr(ctx, addr)
+				}
+				return nil, errors.New("no reverse lookup")
+			}
+			newServer := func(role smtp.Role) *smtp.Server {
+				return &smtp.Server{Role: role, Hostname: hostname, Spool: q, Recipients: be.Users, Auth: be.Auth,
+					TLSConfig: tlsConf, AllowInsecureAuth: insecureAuth, MaxMessageBytes: maxSize,
+					LookupAddr: lookupAddr, Tracer: a.tracer, Logger: a.logger}
+			}
+			var lc net.ListenConfig
+			var servers []func() error
+			var shutdowns []func(context.Context) error
+			var lns []net.Listener
+			defer func() {
+				for _, ln := range lns {
+					ln.Close()
+				}
+			}()
+			for _, l := range []struct {
+				addr string
+				role smtp.Role
+			}{{mxAddr, smtp.MX}, {subAddr, smtp.Submission}} {
+				if l.addr == "" {
+					continue
+				}
+				ln, err := lc.Listen(ctx, "tcp", l.addr)
+				if err != nil {
+					return err
+				}
+				lns = append(lns, ln)
+				s := newServer(l.role)
+				fmt.Fprintf(a.stdout, "mail: %s service for %s on %s\n", l.role, strings.Join(domains, ", "), ln.Addr())
+				servers = append(servers, func() error {
+					if err := s.Serve(ln); !errors.Is(err, smtp.ErrServerClosed) {
+						return err
+					}
+					return nil
+				})
+				shutdowns = append(shutdowns, s.Shutdown)
+			}
+			actx, stop := context.WithCancel(context.Background())
+			defer stop()
+			servers = append(servers, func() error { return agent.Run(actx) }, func() error { return q.ServeControl(actx) })
+			shutdowns = append(shutdowns, func(context.Context) error { stop(); return nil })
+			fmt.Fprintf(a.stdout, "mail: queue %s (%d messages), hostname %s\n", qdir, q.Len(), hostname)
+			return serveUntilDone(ctx, a, servers, shutdowns)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&domains, "domain", nil, "a local mail domain (repeatable)")
+	f.StringVar(&mxAddr, "mx", "", "address for the MX service, e.g. 127.0.0.1:25")
+	f.StringVar(&subAddr, "submission", "", "address for the submission service, e.g. 127.0.0.1:587")
+	f.StringVar(&qdir, "queue", "", "queue directory")
+	f.StringVar(&resolver, "resolver", "", "DNS server (host:port) for MX lookups; default the system's resolver")
+	f.StringVar(&certFile, "tls-cert", "", "PEM certificate for STARTTLS")
+	f.StringVar(&keyFile, "tls-key", "", "PEM key for STARTTLS")
+	f.StringVar(&hostname, "hostname", "", "this server's name in greetings and Received: (default the system's)")
+	f.StringVar(&drop, "maildrop", "", "directory for local mail until the mailbox store is wired (default QUEUE/maildrop)")
+	f.StringArrayVar(&users, "user", nil, "a submission user NAME:PASSWORD (repeatable; until the store is wired)")
+	f.BoolVar(&insecureAuth, "insecure-auth", false, "let loopback clients authenticate without TLS")
+	f.Int64Var(&maxSize, "max-size", 10<<20, "largest message accepted, in bytes")
+	f.IntVar(&remotePort, "remote-port", 25, "SMTP port of other domains' servers")
+	f.DurationVar(&minBackoff, "min-backoff", 5*time.Minute, "first retry after a temporary failure")
+	f.DurationVar(&maxBackoff, "max-backoff", 4*time.Hour, "longest wait between retries")
+	f.DurationVar(&lifetime, "lifetime", 5*24*time.Hour, "how long a message may wait before it bounces")
+	return cmd
+}
+
+func (a *app) mailQueueCommand() *cobra.Command {
+	var qdir string
+	var asJSON bool
+	do := func(cmd *cobra.Command, req queue.ControlRequest) (queue.ControlReply, error) {
+		if qdir == "" {
+			return queue.ControlReply{}, usagef("give --queue DIR")
+		}
+		return queue.Control(cmd.Context(), qdir, req)
+	}
+	list := &cobra.Command{
+		Use:   "list --queue DIR",
+		Short: "list queued messages, as postqueue -p / mailq",
+		Long: `List prints each message in the queue: its ID, size, age, sender and state
+(active: being delivered; deferred: a try failed; queued: not tried yet), and
+under it each recipient still pending, with its tries, its last error and when
+it is tried next. It asks the running server through DIR/control.sock, or reads
+the directory when no server runs.`,
+		Example: `  appnet mail queue list --queue /tmp/mq
+  appnet mail queue list --queue /tmp/mq --json`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rep, err := do(cmd, queue.ControlRequest{Op: "list"})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				e := json.NewEncoder(a.stdout)
+				e.SetIndent("", "  ")
+				return e.Encode(rep.List)
+			}
+			printQueue(a, rep.List, time.Now())
+			return nil
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	flush := &cobra.Command{
+		Use:   "flush --queue DIR [ID...]",
+		Short: "try the named messages (all, if none) now, as postqueue -f / -i",
+		Long: `Flush makes queued messages due now, whatever their backoff: all of them, or
+the IDs given. It needs the running server (through DIR/control.sock); with no
+server running, mail is tried when one starts.`,
+		Example: `  appnet mail queue flush --queue /tmp/mq
+  appnet mail queue flush --queue /tmp/mq 3F2A9C0D1E2B4A5C`,
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			rep, err := do(cmd, queue.ControlRequest{Op: "flush", IDs: ids})
+			if err != nil {
+				return err
+			}
+			if !rep.Running {
+				fmt.Fprintln(a.stdout, "mail queue: no server is running on this queue; its mail is tried when one starts")
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "mail queue: %d messages scheduled now\n", rep.N)
+			return nil
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete --queue DIR ID...",
+		Short: "remove messages from the queue, as postsuper -d",
+		Long: `Delete removes the named messages from the queue for good (no bounce is
+sent). It goes through the running server, or works on the directory when no
+server runs.`,
+		Example: `  appnet mail queue delete --queue /tmp/mq 3F2A9C0D1E2B4A5C`,
+		Args:    args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			rep, err := do(cmd, queue.ControlRequest{Op: "delete", IDs: ids})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "mail queue: %d messages deleted\n", rep.N)
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{list, flush, del} {
+		c.Flags().StringVar(&qdir, "queue", "", "queue directory")
+	}
+	return group("queue", "list, flush and delete the mail queue's messages (like postqueue and postsuper)", list, flush, del)
+}
+
+func printQueue(a *app, list []queue.Info, now time.Time) {
+	if len(list) == 0 {
+		fmt.Fprintln(a.stdout, "mail queue is empty")
+		return
+	}
+	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tSIZE\tAGE\tSTATE\tSENDER")
+	var total int64
+	for _, in := range list {
+		from := in.From
+		if from == "" {
+			from = "<>"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", in.ID, in.Size, now.Sub(in.Arrived).Round(time.Second), in.Status, from)
+		for _, r := range in.Rcpts {
+			if r.State != queue.Pending {
+				continue
+			}
+			line := fmt.Sprintf("  %s\ttries %d", r.Addr, r.Attempts)
+			if !r.NextTry.IsZero() {
+				line += fmt.Sprintf("\tnext in %s", max(0, r.NextTry.Sub(now)).Round(time.Second))
+			}
+			if r.LastError != "" {
+				line += "\t(" + r.LastError + ")"
+			}
+			fmt.Fprintln(w, line)
+		}
+		total += in.Size
+	}
+	w.Flush()
+	fmt.Fprintf(a.stdout, "-- %d bytes in %d messages\n", total, len(list))
+}
