@@ -768,12 +768,9 @@ func (c *replayConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 // traceConn reports each line sent and received to a trace conversation.
 type traceConn struct {
 	net.Conn
-	tc       *trace.Conv
-	rbuf     []byte
-	wbuf     []byte
-	rlines   int
-	inData   bool
-	dataSeen int
+	tc   *trace.Conv
+	rbuf []byte
+	wbuf []byte
 }
 
 func (c *traceConn) Read(b []byte) (int, error) {

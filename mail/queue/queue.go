@@ -495,26 +495,6 @@ func noSpace(err error) error {
 	return err
 }
 
-// setState records recipient i of message id as r. The in-memory state
-// changes in log order (on the committer), so the log always replays to
-// what memory holds.
-func (q *Queue) setState(ctx context.Context, id string, i int, r Recipient) error {
-	return q.commit(ctx, func(buf []byte, _ *segment, _ int64) []byte {
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		e := q.entries[id]
-		if e == nil || i >= len(e.env.Rcpts) {
-			return buf
-		}
-		e.env.Rcpts[i] = r
-		if !e.live() {
-			delete(q.entries, id)
-		}
-		b, _ := marshalState(id, i, r)
-		return appendRecord(buf, recState, b)
-	})
-}
-
 // Delete removes messages from the queue, as postsuper -d does. It
 // returns how many it removed. A delivery under way finishes, but its
 // result is not recorded.

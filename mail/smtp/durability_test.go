@@ -128,8 +128,10 @@ func TestKill9DuringSubmission(t *testing.T) {
 				tok := fmt.Sprintf("token-%d-%d", conn, i)
 				b := body(tok)
 				fmt.Fprintf(c, "MAIL FROM:<alice@crepes.fr>\r\nRCPT TO:<bob@hamburger.edu>\r\nDATA\r\n")
-				if code() != 250 || code() != 250 || code() != 354 {
-					return
+				for _, want := range []int{250, 250, 354} {
+					if code() != want {
+						return
+					}
 				}
 				c.Write([]byte(b + ".\r\n"))
 				if code() != 250 {

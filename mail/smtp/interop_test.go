@@ -1,32 +1,13 @@
 package smtp
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"appnet/internal/testnet"
 )
-
-// writePEM writes cfg's certificate and key as PEM files.
-func writePEM(t *testing.T, cfg *tls.Config) (certFile, keyFile string) {
-	t.Helper()
-	dir := t.TempDir()
-	cert := cfg.Certificates[0]
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600)
-	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-	return certFile, keyFile
-}
 
 func needSwaksTLS(t *testing.T) string {
 	swaks := testnet.NeedTool(t, "swaks")

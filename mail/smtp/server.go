@@ -19,7 +19,6 @@
 package smtp
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -363,49 +362,45 @@ func hasSpaceError(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// countHops counts the Received: fields in msg's header section.
-func countHops(msg []byte) int {
-	n := 0
+// eachField calls fn with each line of msg's header section (without
+// its line ending) until fn returns false or the blank line comes.
+func eachField(msg []byte, fn func(line []byte) bool) {
 	for len(msg) > 0 {
-		i := bytes.IndexByte(msg, '\n')
 		line := msg
-		if i >= 0 {
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
 			line, msg = msg[:i+1], msg[i+1:]
 		} else {
 			msg = nil
 		}
 		t := bytes.TrimRight(line, "\r\n")
-		if len(t) == 0 {
-			break // end of the header section
-		}
-		if len(t) >= 9 && strings.EqualFold(string(t[:9]), "received:") {
-			n++
+		if len(t) == 0 || !fn(t) {
+			return
 		}
 	}
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && strings.EqualFold(string(b[:len(prefix)]), prefix)
+}
+
+// countHops counts the Received: fields in msg's header section.
+func countHops(msg []byte) int {
+	n := 0
+	eachField(msg, func(l []byte) bool {
+		if hasPrefixFold(l, "received:") {
+			n++
+		}
+		return true
+	})
 	return n
 }
 
 // hasHeader reports whether msg's header section has a field name.
 func hasHeader(msg []byte, name string) bool {
-	name = strings.ToLower(name) + ":"
-	for len(msg) > 0 {
-		i := bytes.IndexByte(msg, '\n')
-		line := msg
-		if i >= 0 {
-			line, msg = msg[:i+1], msg[i+1:]
-		} else {
-			msg = nil
-		}
-		t := bytes.TrimRight(line, "\r\n")
-		if len(t) == 0 {
-			return false
-		}
-		if len(t) >= len(name) && strings.EqualFold(string(t[:len(name)]), name) {
-			return true
-		}
-	}
-	return false
+	found := false
+	eachField(msg, func(l []byte) bool {
+		found = hasPrefixFold(l, name+":")
+		return !found
+	})
+	return found
 }
-
-// bufferedReader is what a session reads from.
-type bufferedReader = bufio.Reader
