@@ -3,6 +3,12 @@ package queue
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"math/big"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +21,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
+
+	"appnet/trace"
 )
 
 // testDNS is an authoritative server for the test's names: MX and A
@@ -410,4 +418,60 @@ func TestDeliverLocal(t *testing.T) {
 		return len(e.local.get("bob@local.test")) == 1 && len(e.local.get("carol@local.test")) == 1
 	})
 	waitFor(t, "queue empty", func() bool { return e.q.Len() == 0 })
+}
+
+// A server that offers STARTTLS gets the mail over TLS (RFC 3207;
+// unauthenticated, as Postfix's "may" level), and the dialogue is traced.
+func TestDeliverSTARTTLS(t *testing.T) {
+	port := freePort(t)
+	d := startDNS(t, "tls.test. 60 IN MX 10 mx.tls.test.", "mx.tls.test. 60 IN A 127.0.0.12")
+	s := startSink(t, "127.0.0.12:"+strconv.Itoa(port))
+	s.srv.TLSConfig = selfSignedConfig(t)
+	var tlsSessions atomic.Int32
+	s.srv.Backend = smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s.sessions.Add(1)
+		if _, ok := c.TLSConnectionState(); ok {
+			tlsSessions.Add(1)
+		}
+		return &sinkSession{k: s}, nil
+	})
+	tr := trace.New()
+	sub := tr.Subscribe(1000, false)
+	e := startAgent(t, d, port, func(c *AgentConfig) { c.NoSTARTTLS = false; c.Tracer = tr })
+	e.send(t, "alice@local.test", []string{"tom@tls.test"}, "secret-stuff")
+	waitFor(t, "delivery", func() bool { return len(s.got()) == 1 })
+	if tlsSessions.Load() != 1 {
+		t.Fatalf("%d TLS sessions of %d", tlsSessions.Load(), s.sessions.Load())
+	}
+	var lines []string
+	for len(lines) < 200 {
+		select {
+		case ev := <-sub.C():
+			lines = append(lines, ev.Dir.String()+" "+ev.Summary)
+			continue
+		default:
+		}
+		break
+	}
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{"STARTTLS", "MAIL FROM:<alice@local.test>", "RCPT TO:<tom@tls.test>"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("trace lacks %q:\n%s", want, all)
+		}
+	}
+}
+
+func selfSignedConfig(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: []string{"mx.tls.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }

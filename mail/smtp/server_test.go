@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"appnet/internal/connlimit"
+	"appnet/trace"
 )
 
 // The course's sample session (Kurose & Ross, §2.3), typed line by line,
@@ -418,5 +419,48 @@ func TestShutdownSays421(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every command and reply goes to the tracer, in order; credentials
+// never do.
+func TestTrace(t *testing.T) {
+	tr := trace.New()
+	sub := tr.Subscribe(1000, true)
+	defer sub.Close()
+	s := newServer(Submission, &memSpool{})
+	s.AllowInsecureAuth = true
+	s.Tracer = tr
+	c := dial(t, serve(t, s))
+	c.expect(220)
+	c.cmd("EHLO crepes.fr", 250)
+	c.cmd("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), 235)
+	c.cmd("QUIT", 221)
+	c.closed()
+	var got []string
+	for len(got) < 100 {
+		select {
+		case ev := <-sub.C():
+			if ev.Dir != trace.Note {
+				got = append(got, ev.Speaker()+": "+ev.Summary)
+			}
+			continue
+		case <-time.After(200 * time.Millisecond):
+		}
+		break
+	}
+	all := strings.Join(got, "\n")
+	want := []string{"S: 220 hamburger.edu ESMTP appnet", "C: EHLO crepes.fr", "S: 250-hamburger.edu Hello crepes.fr",
+		"S: 250 AUTH PLAIN LOGIN", "C: AUTH PLAIN ****", "S: 235 2.7.0 Authentication successful", "C: QUIT", "S: 221 2.0.0 Bye"}
+	at := 0
+	for _, w := range want {
+		i := strings.Index(all[at:], w)
+		if i < 0 {
+			t.Fatalf("trace lacks %q after position %d:\n%s", w, at, all)
+		}
+		at += i + len(w)
+	}
+	if strings.Contains(all, base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret"))) {
+		t.Error("credentials in the trace")
 	}
 }
