@@ -212,13 +212,14 @@ func (q *Queue) due(now time.Time, max int) ([]*job, time.Time) {
 	var next time.Time
 	var jobs []*job
 	byKey := map[[2]string]*job{}
-	ids := make([]string, 0, len(q.entries))
-	for id := range q.entries {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return q.entries[ids[i]].env.Arrived.Before(q.entries[ids[j]].env.Arrived) })
-	for _, id := range ids {
-		e := q.entries[id]
+	// Map order: no message is always first. The scan stops once max
+	// jobs are found (then the next round comes at once), so a large
+	// queue costs a round only what it hands out and what it skips.
+	for id, e := range q.entries {
+		if len(jobs) >= max {
+			next = now
+			break
+		}
 		for i, r := range e.env.Rcpts {
 			if r.State != Pending || e.inflight[i] {
 				continue
@@ -233,12 +234,6 @@ func (q *Queue) due(now time.Time, max int) ([]*job, time.Time) {
 			k := [2]string{id, d}
 			j := byKey[k]
 			if j == nil {
-				if len(jobs) >= max {
-					if next.IsZero() || now.Before(next) {
-						next = now
-					}
-					continue
-				}
 				j = &job{id: id, from: e.env.From, domain: d, arrived: e.env.Arrived}
 				byKey[k] = j
 				jobs = append(jobs, j)
