@@ -16,6 +16,13 @@
 // friends can never split one message into two here or at a next hop
 // (the 2023 SMTP smuggling reports). To type a session by hand use a
 // client that sends CRLF: telnet, or nc -C.
+//
+// Limits: a message with a NUL, or with a line longer than 1000 octets
+// with its CRLF (RFC 5321 §4.5.3.1.6), is read to its end and refused
+// with 554 5.6.0 rather than folded or cut (so what is queued is what
+// was sent); a command line may have 12288 octets (RFC 4954 §4); over
+// MaxMessageBytes a message gets 552 5.3.4 and nothing of it is kept.
+// CHUNKING (BDAT) is not offered.
 package smtp
 
 import (
@@ -30,6 +37,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -100,6 +108,10 @@ type Server struct {
 	AllowInsecureAuth bool
 
 	MaxMessageBytes int64 // default 10 MiB (Postfix's message_size_limit)
+	// MaxBufferedBytes bounds the message bytes all sessions hold in
+	// memory at once (default 256 MiB); a message that would pass it is
+	// read to its end, dropped, and answered 452 4.3.1.
+	MaxBufferedBytes int64
 	MaxRecipients   int   // per message, default 100 (RFC 5321 §4.5.3.1.8)
 	MaxErrors       int   // per session before 421 and close, default 10
 	MaxHops         int   // Received: lines before 554 5.4.6, default 50
@@ -120,6 +132,8 @@ type Server struct {
 
 	// sleep waits before a failed AUTH's reply (tests record it instead).
 	sleep func(ctx context.Context, d time.Duration)
+
+	buffered atomic.Int64 // message bytes held by sessions
 
 	once     sync.Once
 	mu       sync.Mutex // guards the fields below
@@ -147,6 +161,9 @@ func (s *Server) init() {
 		}
 		if s.MaxMessageBytes <= 0 {
 			s.MaxMessageBytes = 10 << 20
+		}
+		if s.MaxBufferedBytes <= 0 {
+			s.MaxBufferedBytes = 256 << 20
 		}
 		if s.MaxRecipients <= 0 {
 			s.MaxRecipients = 100

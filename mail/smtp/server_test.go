@@ -464,3 +464,29 @@ func TestTrace(t *testing.T) {
 		t.Error("credentials in the trace")
 	}
 }
+
+// Message bytes held in memory by all sessions together are bounded:
+// past the budget a message is dropped and answered 452 4.3.1; the
+// budget comes back once a message is committed.
+func TestMemoryBudget(t *testing.T) {
+	spool := &memSpool{}
+	s := newServer(MX, spool)
+	s.MaxBufferedBytes = 3000
+	addr := serve(t, s)
+	c := dial(t, addr)
+	c.expect(220)
+	c.cmd("HELO crepes.fr", 250)
+	transaction(c, "bob@hamburger.edu")
+	c.write(strings.Repeat("0123456789012345678\r\n", 200)) // 4200 bytes
+	if text := c.cmd(".", 452); !strings.HasPrefix(text, "4.3.1") {
+		t.Errorf("over budget: %q", text)
+	}
+	for range 3 { // the budget is given back after each message
+		transaction(c, "bob@hamburger.edu")
+		c.write(strings.Repeat("0123456789012345678\r\n", 100)) // 2100 bytes
+		c.cmd(".", 250)
+	}
+	if s.buffered.Load() != 0 {
+		t.Errorf("%d bytes still counted", s.buffered.Load())
+	}
+}

@@ -46,6 +46,7 @@ type session struct {
 	errors   int
 	closed   atomic.Bool
 	busy     atomic.Bool // inside a transaction's DATA or commit
+	held     int64       // message bytes counted in the server's budget
 
 	// The transaction (RFC 5321 §3.3).
 	inMail   bool
@@ -618,6 +619,12 @@ func (ss *session) data(arg string) {
 	}
 	ss.busy.Store(true)
 	defer ss.busy.Store(false)
+	defer func() {
+		// The message's bytes leave the server's memory budget once the
+		// spool has them (or they were refused).
+		ss.s.buffered.Add(-ss.held)
+		ss.held = 0
+	}()
 	ss.reply(354, "", "End data with <CR><LF>.<CR><LF>")
 	ss.flush()
 	msg, problem, err := ss.readData()
@@ -721,6 +728,7 @@ func sanitize(s string) string {
 func (ss *session) readData() ([]byte, *reply, error) {
 	limit := ss.s.MaxMessageBytes
 	var (
+		noMemory bool
 		msg      bytes.Buffer
 		lineLen  int
 		start    = true // at the start of a line
@@ -784,8 +792,15 @@ func (ss *session) readData() ([]byte, *reply, error) {
 			oversize = true
 			msg = bytes.Buffer{} // keep nothing of a message we refuse
 		}
-		if !oversize {
-			msg.Write(data)
+		if !oversize && !noMemory {
+			if ss.s.buffered.Add(int64(len(data))) > ss.s.MaxBufferedBytes {
+				ss.s.buffered.Add(-int64(len(data)))
+				noMemory = true
+				msg = bytes.Buffer{}
+			} else {
+				ss.held += int64(len(data))
+				msg.Write(data)
+			}
 		}
 	}
 	if nlines > traceDataLines {
@@ -795,6 +810,8 @@ func (ss *session) readData() ([]byte, *reply, error) {
 	switch {
 	case oversize:
 		return nil, &reply{code: 552, ec: "5.3.4", lines: []string{"Error: message size exceeds fixed limit"}}, nil
+	case noMemory:
+		return nil, &reply{code: 452, ec: "4.3.1", lines: []string{"Error: insufficient system resources, try again later"}}, nil
 	case nul:
 		return nil, &reply{code: 554, ec: "5.6.0", lines: []string{"Error: message contains NUL characters"}}, nil
 	case longLine:
