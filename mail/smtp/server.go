@@ -112,9 +112,9 @@ type Server struct {
 	// memory at once (default 256 MiB); a message that would pass it is
 	// read to its end, dropped, and answered 452 4.3.1.
 	MaxBufferedBytes int64
-	MaxRecipients   int   // per message, default 100 (RFC 5321 §4.5.3.1.8)
-	MaxErrors       int   // per session before 421 and close, default 10
-	MaxHops         int   // Received: lines before 554 5.4.6, default 50
+	MaxRecipients    int // per message, default 100 (RFC 5321 §4.5.3.1.8)
+	MaxErrors        int // per session before 421 and close, default 10
+	MaxHops          int // Received: lines before 554 5.4.6, default 50
 	// GreetingTimeout bounds the wait for the first command (default 30 s);
 	// CommandTimeout every later read (default 5 min, RFC 5321 §4.5.3.2.7).
 	GreetingTimeout, CommandTimeout time.Duration
