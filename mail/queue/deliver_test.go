@@ -126,7 +126,7 @@ func (s *sinkSession) Data(r io.Reader) error {
 	return nil
 }
 
-func startSink(t *testing.T, addr string) *sink {
+func startSink(t testing.TB, addr string) *sink {
 	t.Helper()
 	k := &sink{reject: map[string]*smtp.SMTPError{}, once: map[string]bool{}}
 	ln, err := net.Listen("tcp", addr)
@@ -158,7 +158,7 @@ func (k *sink) got() []sunk {
 
 // freePort returns a TCP port free on 127.0.0.2 (and, most likely, on
 // the other loopback addresses the test uses).
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
 		t.Fatal(err)
