@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"appnet/internal/connlimit"
 	"appnet/internal/testnet"
+	"appnet/mail/queue"
 )
 
 func needSwaksTLS(t *testing.T) string {
@@ -120,5 +122,30 @@ with smtplib.SMTP(mh, int(mp)) as s:
 	}
 	if m[0].rcpts[0] != "zoe@elsewhere.test" || !strings.Contains(string(m[0].data), "with ESMTPSA") {
 		t.Errorf("submission %q", m[0].data)
+	}
+}
+
+// Postfix's smtp-source sends to our MX (20 sessions, with and without a
+// new connection per message); every message is in the queue.
+func TestPostfixSmtpSourceInterop(t *testing.T) {
+	src := testnet.NeedTool(t, "smtp-source")
+	q, err := queue.Open(queue.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	s := newServer(MX, q)
+	s.Limits = connlimit.New(1000, 100)
+	addr := serve(t, s)
+	for _, mode := range [][]string{{}, {"-d"}} {
+		before := q.Len()
+		args := append([]string{"-s", "20", "-m", "100", "-l", "2048", "-f", "alice@crepes.fr", "-t", "bob@hamburger.edu"}, mode...)
+		out, err := exec.Command(src, append(args, addr)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("smtp-source %v: %v\n%s", mode, err, out)
+		}
+		if n := q.Len() - before; n != 100 {
+			t.Errorf("smtp-source %v: %d queued, want 100\n%s", mode, n, out)
+		}
 	}
 }
