@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"appnet/internal/atomicfile"
+	"appnet/internal/connlimit"
 	"appnet/mail/queue"
 	"appnet/mail/smtp"
 )
@@ -111,9 +112,9 @@ func (a *app) mailServeCommand() *cobra.Command {
 		certFile, keyFile, hostname      string
 		drop                             string
 		users                            []string
-		insecureAuth                     bool
+		insecureAuth, hold               bool
 		maxSize                          int64
-		remotePort                       int
+		remotePort, maxConns, maxPerAddr int
 		minBackoff, maxBackoff, lifetime time.Duration
 	)
 	cmd := &cobra.Command{
@@ -203,6 +204,7 @@ that no message can be smuggled inside another.`,
 			newServer := func(role smtp.Role) *smtp.Server {
 				return &smtp.Server{Role: role, Hostname: hostname, Spool: q, Recipients: be.Users, Auth: be.Auth,
 					TLSConfig: tlsConf, AllowInsecureAuth: insecureAuth, MaxMessageBytes: maxSize,
+					Limits:     connlimit.New(maxConns, maxPerAddr),
 					LookupAddr: lookupAddr, Tracer: a.tracer, Logger: a.logger}
 			}
 			var lc net.ListenConfig
@@ -238,7 +240,10 @@ that no message can be smuggled inside another.`,
 			}
 			actx, stop := context.WithCancel(context.Background())
 			defer stop()
-			servers = append(servers, func() error { return agent.Run(actx) }, func() error { return q.ServeControl(actx) })
+			servers = append(servers, func() error { return q.ServeControl(actx) })
+			if !hold {
+				servers = append(servers, func() error { return agent.Run(actx) })
+			}
 			shutdowns = append(shutdowns, func(context.Context) error { stop(); return nil })
 			fmt.Fprintf(a.stdout, "mail: queue %s (%d messages), hostname %s\n", qdir, q.Len(), hostname)
 			return serveUntilDone(ctx, a, servers, shutdowns)
@@ -256,8 +261,11 @@ that no message can be smuggled inside another.`,
 	f.StringVar(&drop, "maildrop", "", "directory for local mail until the mailbox store is wired (default QUEUE/maildrop)")
 	f.StringArrayVar(&users, "user", nil, "a submission user NAME:PASSWORD (repeatable; until the store is wired)")
 	f.BoolVar(&insecureAuth, "insecure-auth", false, "let loopback clients authenticate without TLS")
+	f.BoolVar(&hold, "hold", false, "accept and queue mail but deliver none (it goes when a server without --hold runs on the queue)")
 	f.Int64Var(&maxSize, "max-size", 10<<20, "largest message accepted, in bytes")
 	f.IntVar(&remotePort, "remote-port", 25, "SMTP port of other domains' servers")
+	f.IntVar(&maxConns, "max-conns", 200, "most SMTP connections at once, per service")
+	f.IntVar(&maxPerAddr, "max-conns-per-addr", 50, "most SMTP connections from one client address (an IPv6 /64), per service")
 	f.DurationVar(&minBackoff, "min-backoff", 5*time.Minute, "first retry after a temporary failure")
 	f.DurationVar(&maxBackoff, "max-backoff", 4*time.Hour, "longest wait between retries")
 	f.DurationVar(&lifetime, "lifetime", 5*24*time.Hour, "how long a message may wait before it bounces")

@@ -119,7 +119,7 @@ type Server struct {
 	// CommandTimeout every later read (default 5 min, RFC 5321 §4.5.3.2.7).
 	GreetingTimeout, CommandTimeout time.Duration
 	// Limits caps connections in total and per client address (default
-	// 200 and 20).
+	// 200 and 50, Postfix's smtpd_client_connection_count_limit).
 	Limits *connlimit.Limits
 	// AuthDelay is the wait before answering a failed AUTH, doubled with
 	// each failure from the same address within AuthWindow, up to
@@ -181,7 +181,7 @@ func (s *Server) init() {
 			s.CommandTimeout = 5 * time.Minute
 		}
 		if s.Limits == nil {
-			s.Limits = connlimit.New(200, 20)
+			s.Limits = connlimit.New(200, 50)
 		}
 		if s.AuthDelay <= 0 {
 			s.AuthDelay = time.Second
