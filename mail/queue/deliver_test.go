@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"strconv"
@@ -20,56 +21,43 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/miekg/dns"
 
+	"appnet/dns/authserver"
+	"appnet/dns/zone"
 	"appnet/trace"
 )
 
-// testDNS is an authoritative server for the test's names: MX and A
-// records; a name it does not hold gets NXDOMAIN.
-type testDNS struct {
-	mu  sync.Mutex
-	rrs map[string][]dns.RR
-}
-
+// startDNS runs our authoritative server (dns/authserver) for the zone
+// test. with the given records on a loopback UDP port; a name it does
+// not hold gets NXDOMAIN. It returns the server's address.
 func startDNS(t *testing.T, records ...string) string {
 	t.Helper()
-	z := &testDNS{rrs: map[string][]dns.RR{}}
-	for _, s := range records {
-		rr, err := dns.NewRR(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := strings.ToLower(rr.Header().Name)
-		z.rrs[n] = append(z.rrs[n], rr)
+	text := "$TTL 60\n" +
+		"test. IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60\n" +
+		"test. IN NS ns.test.\n" +
+		"ns.test. IN A 127.0.0.1\n" + strings.Join(records, "\n") + "\n"
+	z, err := zone.Parse(strings.NewReader(text), "test.", "test.zone")
+	if err != nil {
+		t.Fatal(err)
 	}
+	set, err := zone.NewSet(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := authserver.New(set)
+	srv.Logger = slog.New(slog.DiscardHandler)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Authoritative = true
-		q := r.Question[0]
-		z.mu.Lock()
-		rrs, ok := z.rrs[strings.ToLower(q.Name)]
-		z.mu.Unlock()
-		if !ok {
-			m.Rcode = dns.RcodeNameError
-		}
-		for _, rr := range rrs {
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, rr)
-			}
-		}
-		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
+	done := make(chan error, 1)
+	go func() { done <- srv.ServePacket(pc) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
 	return pc.LocalAddr().String()
 }
 
