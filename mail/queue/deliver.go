@@ -741,7 +741,8 @@ func readReply(br *bufio.Reader) (int, []string, error) {
 			return 0, nil, fmt.Errorf("malformed reply %q", line)
 		}
 		c, err := strconv.Atoi(line[:3])
-		if err != nil {
+		if err != nil || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' || line[2] < '0' || line[2] > '9' {
+			// RFC 5321 §4.2: three digits, the first 2 to 5.
 			return 0, nil, fmt.Errorf("malformed reply %q", line)
 		}
 		code = c

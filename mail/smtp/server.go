@@ -103,6 +103,10 @@ type Server struct {
 	Recipients Recipients    // required for MX; on submission, local mail is checked too
 	Auth       Authenticator // required for submission
 	TLSConfig  *tls.Config   // offers STARTTLS when set
+	// PostmasterDomain qualifies RCPT TO:<Postmaster>, which every server
+	// must take without a domain (RFC 5321 §4.5.1); it should be a local
+	// domain (default Hostname).
+	PostmasterDomain string
 	// AllowInsecureAuth lets clients on loopback addresses authenticate
 	// without TLS (for the lab and tests). Other clients never may.
 	AllowInsecureAuth bool

@@ -490,3 +490,22 @@ func TestMemoryBudget(t *testing.T) {
 		t.Errorf("%d bytes still counted", s.buffered.Load())
 	}
 }
+
+// RCPT TO:<Postmaster> without a domain is taken (RFC 5321 §4.5.1), and
+// qualified with the postmaster domain.
+func TestUnqualifiedPostmaster(t *testing.T) {
+	spool := &memSpool{}
+	s := newServer(MX, spool)
+	s.PostmasterDomain = "hamburger.edu"
+	c := dial(t, serve(t, s))
+	c.expect(220)
+	c.cmd("HELO crepes.fr", 250)
+	c.cmd("MAIL FROM:<a@crepes.fr>", 250)
+	c.cmd("RCPT TO:<Postmaster>", 250)
+	c.cmd("RCPT TO:<other>", 501)
+	c.cmd("DATA", 354)
+	c.cmd("hi\r\n.", 250)
+	if m := spool.all(); len(m) != 1 || len(m[0].rcpts) != 1 || m[0].rcpts[0] != "Postmaster@hamburger.edu" {
+		t.Fatalf("queued %+v", m)
+	}
+}

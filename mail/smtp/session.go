@@ -563,6 +563,15 @@ func (ss *session) rcpt(arg string) {
 		return
 	}
 	addr, params, err := parsePath(rest)
+	postmaster := false
+	if pm, p2, ok := unqualifiedPostmaster(rest); ok {
+		// RFC 5321 §4.5.1: <Postmaster> without a domain is always taken.
+		d := ss.s.PostmasterDomain
+		if d == "" {
+			d = ss.s.Hostname
+		}
+		addr, params, err, postmaster = pm+"@"+d, p2, nil, true
+	}
 	if err != nil || addr == "" {
 		ss.fail(501, "5.1.3", "Bad recipient address syntax")
 		return
@@ -582,6 +591,11 @@ func (ss *session) rcpt(arg string) {
 	}
 	domain := strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
 	local := ss.s.Recipients != nil && ss.s.Recipients.IsLocalDomain(domain)
+	if postmaster {
+		ss.rcpts = append(ss.rcpts, addr)
+		ss.reply(250, "2.1.5", "Ok")
+		return
+	}
 	if !local && ss.authUser == "" {
 		// No open relay: only our own domains, unless authenticated.
 		ss.fail(554, "5.7.1", "<%s>: Relay access denied", addr)
@@ -825,6 +839,15 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 		return "", false
 	}
 	return s[len(prefix):], true
+}
+
+// unqualifiedPostmaster recognizes "<Postmaster> params" (any case).
+func unqualifiedPostmaster(s string) (string, []string, bool) {
+	s = strings.TrimLeft(s, " ")
+	if len(s) < 12 || !strings.EqualFold(s[:12], "<postmaster>") {
+		return "", nil, false
+	}
+	return s[1:11], strings.Fields(s[12:]), true
 }
 
 // parsePath parses "<address> params..." (RFC 5321 §4.1.2), leniently
