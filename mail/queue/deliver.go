@@ -689,7 +689,7 @@ func (a *Agent) dial(ctx context.Context, addr, host string) (*pooled, error) {
 			code, _, err := readReply(br)
 			if err != nil || code != 220 {
 				conn.Close()
-				return nil, fmt.Errorf("STARTTLS refused (%d): %v", code, err)
+				return a.plainAfterTLSFailure(ctx, addr, host, fmt.Errorf("STARTTLS refused (%d): %v", code, err))
 			}
 			cfg := a.cfg.TLS
 			if cfg == nil {
@@ -702,7 +702,7 @@ func (a *Agent) dial(ctx context.Context, addr, host string) (*pooled, error) {
 			tlsConn := tls.Client(raw, cfg)
 			if err := tlsConn.HandshakeContext(ctx); err != nil {
 				raw.Close()
-				return nil, fmt.Errorf("TLS handshake: %w", err)
+				return a.plainAfterTLSFailure(ctx, addr, host, fmt.Errorf("TLS handshake: %w", err))
 			}
 			conn = tlsConn
 			if tc != nil {
@@ -725,6 +725,21 @@ func (a *Agent) dial(ctx context.Context, addr, host string) (*pooled, error) {
 		return nil, fmt.Errorf("EHLO: %w", err)
 	}
 	return &pooled{c: c, conn: conn}, nil
+}
+
+// plainAfterTLSFailure remembers that TLS with addr fails and connects
+// again without it, as opportunistic TLS does (RFC 7435 §3; Postfix's
+// "may" level). With a TLS config of one's own (verification wanted),
+// there is no fallback.
+func (a *Agent) plainAfterTLSFailure(ctx context.Context, addr, host string, err error) (*pooled, error) {
+	if a.cfg.TLS != nil {
+		return nil, err
+	}
+	a.log.Info("queue: TLS failed; sending in plaintext", "server", addr, "err", err)
+	a.mu.Lock()
+	a.noTLS[addr] = true
+	a.mu.Unlock()
+	return a.dial(ctx, addr, host)
 }
 
 // readReply reads one SMTP reply (RFC 5321 §4.2), lines without codes.

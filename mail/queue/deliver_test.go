@@ -463,3 +463,17 @@ func selfSignedConfig(t *testing.T) *tls.Config {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
+
+// A server whose STARTTLS handshake fails still gets the mail, in
+// plaintext on a new connection (opportunistic TLS, RFC 7435).
+func TestDeliverFallsBackWhenTLSFails(t *testing.T) {
+	port := freePort(t)
+	d := startDNS(t, "badtls.test. 60 IN MX 10 mx.badtls.test.", "mx.badtls.test. 60 IN A 127.0.0.14")
+	s := startSink(t, "127.0.0.14:"+strconv.Itoa(port))
+	// A certificate-less config: the server offers STARTTLS, then every
+	// handshake fails.
+	s.srv.TLSConfig = &tls.Config{}
+	e := startAgent(t, d, port, func(c *AgentConfig) { c.NoSTARTTLS = false })
+	e.send(t, "alice@local.test", []string{"u@badtls.test"}, "plain-fallback")
+	waitFor(t, "delivery in plaintext", func() bool { return len(s.got()) == 1 })
+}
