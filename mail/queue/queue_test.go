@@ -163,21 +163,25 @@ func TestGroupCommit(t *testing.T) {
 	q := openQ(t, dir, 0)
 	defer q.Close()
 	const n = 40
-	gate := make(chan struct{})
+	entered, gate := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	testHookSync = func() { once.Do(func() { <-gate }) }
+	testHookSync = func() { once.Do(func() { close(entered); <-gate }) }
 	defer func() { testHookSync = nil }()
 	before := q.Flushes()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- q.Enqueue(context.Background(), q.NewID(), "a@x.test", []string{"b@y.test"}, msgN(i))
-		}()
+	enqueue := func(i int) {
+		defer wg.Done()
+		errs <- q.Enqueue(context.Background(), q.NewID(), "a@x.test", []string{"b@y.test"}, msgN(i))
 	}
-	// Hold the first flush until every other enqueue waits behind it.
+	// One enqueue's flush is held; the others queue up behind it.
+	wg.Add(1)
+	go enqueue(0)
+	<-entered
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go enqueue(i)
+	}
 	for deadline := 0; len(q.reqs) < n-1 && deadline < 10000; deadline++ {
 		time.Sleep(time.Millisecond)
 	}
