@@ -2,11 +2,8 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -17,10 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"appnet/internal/atomicfile"
-	"appnet/internal/connlimit"
+	"appnet/internal/labca"
+	"appnet/mail/mailserver"
 	"appnet/mail/queue"
 	"appnet/mail/smtp"
+	"appnet/mail/store"
 )
 
 func init() {
@@ -28,90 +26,12 @@ func init() {
 	addMailCommand((*app).mailQueueCommand)
 }
 
-// mailBackend is what the mail server delivers into and asks about
-// users: the mailbox store, once wired.
-type mailBackend struct {
-	Local queue.Local     // local delivery (the store's INBOX append)
-	Users smtp.Recipients // local domains and which users exist
-	Auth  smtp.Authenticator
-	Close func() error
-}
-
-// mailBackendOptions are the serve flags a backend may use.
-type mailBackendOptions struct {
-	Domains  []string
-	QueueDir string
-	Drop     string            // --maildrop: directory for the file backend
-	Users    map[string]string // --user NAME:PASSWORD
-}
-
-// openMailBackend is the seam where the mailbox store plugs in: the lead
-// replaces it (or wraps it, choosing by a --store flag) with one built on
-// mail/store. The default writes each local message to a file under
-// --maildrop, takes every local part of the local domains as a user,
-// and checks submission passwords against --user flags.
-var openMailBackend = func(_ context.Context, o mailBackendOptions) (*mailBackend, error) {
-	drop := o.Drop
-	if drop == "" {
-		drop = filepath.Join(o.QueueDir, "maildrop")
-	}
-	doms := map[string]bool{}
-	for _, d := range o.Domains {
-		doms[strings.ToLower(d)] = true
-	}
-	return &mailBackend{
-		Local: fileDrop(drop),
-		Users: domainUsers(doms),
-		Auth:  flagUsers(o.Users),
-		Close: func() error { return nil },
-	}, nil
-}
-
-// fileDrop delivers each message to DIR/RCPT/TIME-RANDOM.eml, durably.
-type fileDrop string
-
-func (d fileDrop) Deliver(_ context.Context, rcpt string, msg []byte) error {
-	name := strings.Map(func(r rune) rune {
-		if r == '/' || r == 0 || r == '\\' {
-			return '_'
-		}
-		return r
-	}, strings.ToLower(rcpt))
-	if name == "" || name[0] == '.' {
-		name = "_" + name
-	}
-	var b [4]byte
-	rand.Read(b[:])
-	p := filepath.Join(string(d), name, fmt.Sprintf("%d-%s.eml", time.Now().UnixNano(), hex.EncodeToString(b[:])))
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
-	}
-	return atomicfile.Write(p, msg, true)
-}
-
-type domainUsers map[string]bool
-
-func (d domainUsers) IsLocalDomain(domain string) bool { return d[domain] }
-func (d domainUsers) UserExists(context.Context, string) (bool, error) {
-	return true, nil
-}
-
-type flagUsers map[string]string
-
-func (u flagUsers) Authenticate(_ context.Context, user, pass string) error {
-	if want, ok := u[user]; ok && want == pass {
-		return nil
-	}
-	return smtp.ErrBadCredentials
-}
-
 func (a *app) mailServeCommand() *cobra.Command {
 	var (
 		domains                          []string
 		mxAddr, subAddr, qdir, resolver  string
 		certFile, keyFile, hostname      string
-		drop                             string
-		users                            []string
+		dsn                              string
 		insecureAuth, hold               bool
 		maxSize                          int64
 		remotePort, maxConns, maxPerAddr int
@@ -133,18 +53,20 @@ func (a *app) mailServeCommand() *cobra.Command {
                      to other domains' servers, with retries from --min-backoff
                      doubling to --max-backoff, bouncing after --lifetime
 
-Until the mailbox store is wired in, local mail is written to files under
---maildrop (DIR/queue/maildrop/RCPT/*.eml by default), every user of a local
-domain exists, and submission users are given with --user NAME:PASSWORD.
+Local mail goes into the users' INBOXes in the mailbox store (--store:
+sqlite:PATH, by default QUEUE/mailboxes.db, or postgres://... for several
+servers sharing one database); users and their passwords are managed with
+'appnet mail user', and the same users authenticate for submission.
 The queue is listed, flushed and pruned with 'appnet mail queue'. --trace shows
 every SMTP dialogue, received and sent, in the course's C:/S: style.
 
 To type the course's session by hand, use a client that ends lines with CRLF
 (telnet, or nc -C): a bare LF inside DATA is refused (521), as Postfix does, so
 that no message can be smuggled inside another.`,
-		Example: `  appnet mail serve --domain hamburger.edu --mx 127.0.0.1:2525 --queue /tmp/mq
+		Example: `  appnet mail user add bob --store sqlite:/tmp/mq/mailboxes.db
+  appnet mail serve --domain hamburger.edu --mx 127.0.0.1:2525 --queue /tmp/mq
   nc -C 127.0.0.1 2525     # in another terminal: HELO crepes.fr, MAIL FROM:<alice@crepes.fr>, ...
-  appnet mail serve --domain crepes.fr --mx 127.0.0.2:25 --submission 127.0.0.2:587 --tls-cert c.pem --tls-key k.pem --user alice:secret --resolver 127.0.0.53:53`,
+  appnet mail serve --domain crepes.fr --mx 127.0.0.2:25 --submission 127.0.0.2:587 --tls-cert c.pem --tls-key k.pem --store postgres://mail@db.crepes.fr/mail --resolver 127.0.0.53:53`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(domains) == 0 {
@@ -159,63 +81,42 @@ that no message can be smuggled inside another.`,
 			if qdir == "" {
 				return usagef("give --queue DIR")
 			}
-			userMap := map[string]string{}
-			for _, u := range users {
-				n, p, ok := strings.Cut(u, ":")
-				if !ok || n == "" {
-					return usagef("--user %q: want NAME:PASSWORD", u)
-				}
-				userMap[n] = p
-			}
 			var tlsConf *tls.Config
 			if certFile != "" {
-				cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+				cert, err := labca.LoadKeyPair(certFile, keyFile)
 				if err != nil {
 					return fmt.Errorf("mail serve: %w", err)
 				}
-				tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+				tlsConf = labca.ServerConfig(cert)
 			}
 			if hostname == "" {
 				hostname, _ = os.Hostname()
 			}
-			ctx := cmd.Context()
-			be, err := openMailBackend(ctx, mailBackendOptions{Domains: domains, QueueDir: qdir, Drop: drop, Users: userMap})
-			if err != nil {
-				return err
-			}
-			defer be.Close()
-			q, err := queue.Open(queue.Config{Dir: qdir, Logger: a.logger})
-			if err != nil {
-				return err
-			}
-			defer q.Close()
-			res := queue.NewResolver(resolver)
-			agent := queue.NewAgent(q, queue.AgentConfig{
-				Hostname: hostname, IsLocal: be.Users.IsLocalDomain, Local: be.Local, Resolver: res,
-				Port: remotePort, MinBackoff: minBackoff, MaxBackoff: maxBackoff, Lifetime: lifetime,
-				Logger: a.logger, Tracer: a.tracer,
-			})
-			lookupAddr := func(ctx context.Context, addr string) ([]string, error) {
-				if r, ok := res.(*net.Resolver); ok {
-					return r.LookupAddr(ctx, addr)
+			if dsn == "" {
+				if err := os.MkdirAll(qdir, 0o700); err != nil {
+					return fmt.Errorf("mail serve: %w", err)
 				}
-				return nil, errors.New("no reverse lookup")
+				dsn = "sqlite:" + filepath.Join(qdir, "mailboxes.db")
 			}
-			newServer := func(role smtp.Role) *smtp.Server {
-				return &smtp.Server{Role: role, Hostname: hostname, Spool: q, Recipients: be.Users, Auth: be.Auth,
-					TLSConfig: tlsConf, AllowInsecureAuth: insecureAuth, MaxMessageBytes: maxSize,
-					Limits:     connlimit.New(maxConns, maxPerAddr),
-					LookupAddr: lookupAddr, Tracer: a.tracer, Logger: a.logger}
+			ctx := cmd.Context()
+			st, err := store.Open(ctx, dsn, store.Options{})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ms, err := mailserver.Start(mailserver.Config{
+				Domains: domains, Hostname: hostname, QueueDir: qdir, Store: st, TLS: tlsConf,
+				Resolver: queue.NewResolver(resolver), RemotePort: remotePort, AllowInsecureAuth: insecureAuth,
+				Hold: hold, MaxMessageBytes: maxSize, MaxConns: maxConns, MaxConnsPerAddr: maxPerAddr,
+				MinBackoff: minBackoff, MaxBackoff: maxBackoff, Lifetime: lifetime,
+				Tracer: a.tracer, Logger: a.logger,
+			})
+			if err != nil {
+				return err
 			}
 			var lc net.ListenConfig
 			var servers []func() error
-			var shutdowns []func(context.Context) error
-			var lns []net.Listener
-			defer func() {
-				for _, ln := range lns {
-					ln.Close()
-				}
-			}()
+			shutdowns := []func(context.Context) error{ms.Shutdown}
 			for _, l := range []struct {
 				addr string
 				role smtp.Role
@@ -225,27 +126,13 @@ that no message can be smuggled inside another.`,
 				}
 				ln, err := lc.Listen(ctx, "tcp", l.addr)
 				if err != nil {
+					ms.Shutdown(context.Background()) //nolint:errcheck
 					return err
 				}
-				lns = append(lns, ln)
-				s := newServer(l.role)
 				fmt.Fprintf(a.stdout, "mail: %s service for %s on %s\n", l.role, strings.Join(domains, ", "), ln.Addr())
-				servers = append(servers, func() error {
-					if err := s.Serve(ln); !errors.Is(err, smtp.ErrServerClosed) {
-						return err
-					}
-					return nil
-				})
-				shutdowns = append(shutdowns, s.Shutdown)
+				servers = append(servers, func() error { return ms.Serve(l.role, ln) })
 			}
-			actx, stop := context.WithCancel(context.Background())
-			defer stop()
-			servers = append(servers, func() error { return q.ServeControl(actx) })
-			if !hold {
-				servers = append(servers, func() error { return agent.Run(actx) })
-			}
-			shutdowns = append(shutdowns, func(context.Context) error { stop(); return nil })
-			fmt.Fprintf(a.stdout, "mail: queue %s (%d messages), hostname %s\n", qdir, q.Len(), hostname)
+			fmt.Fprintf(a.stdout, "mail: queue %s (%d messages), store %s, hostname %s\n", qdir, ms.Queue().Len(), dsn, hostname)
 			return serveUntilDone(ctx, a, servers, shutdowns)
 		},
 	}
@@ -258,8 +145,7 @@ that no message can be smuggled inside another.`,
 	f.StringVar(&certFile, "tls-cert", "", "PEM certificate for STARTTLS")
 	f.StringVar(&keyFile, "tls-key", "", "PEM key for STARTTLS")
 	f.StringVar(&hostname, "hostname", "", "this server's name in greetings and Received: (default the system's)")
-	f.StringVar(&drop, "maildrop", "", "directory for local mail until the mailbox store is wired (default QUEUE/maildrop)")
-	f.StringArrayVar(&users, "user", nil, "a submission user NAME:PASSWORD (repeatable; until the store is wired)")
+	f.StringVar(&dsn, "store", "", "the mailbox store: sqlite:PATH or postgres://... (default sqlite:QUEUE/mailboxes.db)")
 	f.BoolVar(&insecureAuth, "insecure-auth", false, "let loopback clients authenticate without TLS")
 	f.BoolVar(&hold, "hold", false, "accept and queue mail but deliver none (it goes when a server without --hold runs on the queue)")
 	f.Int64Var(&maxSize, "max-size", 10<<20, "largest message accepted, in bytes")

@@ -5,13 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"appnet/mail/queue"
+	"appnet/mail/store"
 )
 
 func freeAddr(t *testing.T) string {
@@ -24,18 +24,28 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// mail serve takes the course's session and delivers it to the local
-// drop; mail queue lists, flushes and deletes through the control socket.
+// mail serve takes the course's session and delivers it to Bob's INBOX
+// in the mailbox store; mail queue lists, flushes and deletes through the
+// control socket.
 func TestMailServeAndQueue(t *testing.T) {
 	dir := t.TempDir()
 	qdir := filepath.Join(dir, "q")
+	dsn := "sqlite:" + filepath.Join(dir, "mailboxes.db")
+	st, err := store.Open(context.Background(), dsn, store.Options{WeakPasswordHash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.AddUser(context.Background(), "bob", "hungry"); err != nil {
+		t.Fatal(err)
+	}
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int)
 	go func() {
 		done <- Main(ctx, []string{"mail", "serve", "--domain", "hamburger.edu", "--mx", addr, "--queue", qdir,
-			"--hostname", "hamburger.edu", "--resolver", "127.0.0.1:1", "--min-backoff", "1h"}, &out, &errb)
+			"--hostname", "hamburger.edu", "--resolver", "127.0.0.1:1", "--min-backoff", "1h", "--store", dsn}, &out, &errb)
 	}()
 	defer func() {
 		cancel()
@@ -72,17 +82,17 @@ func TestMailServeAndQueue(t *testing.T) {
 	if got := strings.Join(codes, " "); got != "220 250 250 250 354 250 221" {
 		t.Fatalf("codes %s", got)
 	}
-	var files []string
-	for i := 0; i < 500 && len(files) == 0; i++ {
-		files, _ = filepath.Glob(filepath.Join(qdir, "maildrop", "bob@hamburger.edu", "*.eml"))
+	// A user the store does not have is refused at RCPT.
+	if got := rcptCode(t, addr, "nobody@hamburger.edu"); got != "550" {
+		t.Errorf("RCPT TO an unknown user: %s, want 550", got)
+	}
+	var inbox []byte
+	for i := 0; i < 500 && inbox == nil; i++ {
+		inbox = firstMessage(t, st, "bob")
 		time.Sleep(10 * time.Millisecond)
 	}
-	if len(files) != 1 {
-		t.Fatalf("maildrop: %v", files)
-	}
-	b, _ := os.ReadFile(files[0])
-	if !strings.HasSuffix(string(b), "Do you like ketchup?\r\nHow about pickles?\r\n") {
-		t.Errorf("delivered %q", b)
+	if !strings.HasSuffix(string(inbox), "Do you like ketchup?\r\nHow about pickles?\r\n") || !strings.HasPrefix(string(inbox), "Received: from crepes.fr") {
+		t.Errorf("Bob's INBOX holds %q", inbox)
 	}
 
 	// The delivered message has left the queue; the control socket says so.
@@ -128,4 +138,41 @@ func TestMailQueueOffline(t *testing.T) {
 	if code != ExitOK || !strings.Contains(stdout, "empty") {
 		t.Fatalf("list after delete: %d %q", code, stdout)
 	}
+}
+
+// rcptCode returns the server's reply code to RCPT TO:<rcpt>.
+func rcptCode(t *testing.T, addr, rcpt string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	var last string
+	for _, line := range []string{"", "HELO crepes.fr", "MAIL FROM:<alice@crepes.fr>", "RCPT TO:<" + rcpt + ">"} {
+		if line != "" {
+			fmt.Fprintf(c, "%s\r\n", line)
+		}
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = l
+	}
+	return last[:3]
+}
+
+// firstMessage returns the first message in user's INBOX, or nil.
+func firstMessage(t *testing.T, st store.Backend, user string) []byte {
+	t.Helper()
+	msgs, err := store.ReadMailbox(context.Background(), st, user, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return msgs[0].Body
 }

@@ -26,7 +26,6 @@
 package smtp
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,7 +34,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -381,47 +379,4 @@ func isLoopback(a net.Addr) bool {
 // hasSpaceError reports whether err is a full disk or quota.
 func hasSpaceError(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
-}
-
-// eachField calls fn with each line of msg's header section (without
-// its line ending) until fn returns false or the blank line comes.
-func eachField(msg []byte, fn func(line []byte) bool) {
-	for len(msg) > 0 {
-		line := msg
-		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
-			line, msg = msg[:i+1], msg[i+1:]
-		} else {
-			msg = nil
-		}
-		t := bytes.TrimRight(line, "\r\n")
-		if len(t) == 0 || !fn(t) {
-			return
-		}
-	}
-}
-
-func hasPrefixFold(b []byte, prefix string) bool {
-	return len(b) >= len(prefix) && strings.EqualFold(string(b[:len(prefix)]), prefix)
-}
-
-// countHops counts the Received: fields in msg's header section.
-func countHops(msg []byte) int {
-	n := 0
-	eachField(msg, func(l []byte) bool {
-		if hasPrefixFold(l, "received:") {
-			n++
-		}
-		return true
-	})
-	return n
-}
-
-// hasHeader reports whether msg's header section has a field name.
-func hasHeader(msg []byte, name string) bool {
-	found := false
-	eachField(msg, func(l []byte) bool {
-		found = hasPrefixFold(l, name+":")
-		return !found
-	})
-	return found
 }

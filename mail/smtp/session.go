@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"appnet/mail/message"
 	"appnet/trace"
 )
 
@@ -659,7 +658,7 @@ func (ss *session) data(arg string) {
 		}
 		return
 	}
-	if h := countHops(msg); h > ss.s.MaxHops {
+	if h := message.CountReceived(msg); h > ss.s.MaxHops {
 		ss.reply(554, "5.4.6", "Error: too many hops (%d Received: headers): mail loop?", h)
 		return
 	}
@@ -668,15 +667,11 @@ func (ss *session) data(arg string) {
 	ss.received(&head, id)
 	if ss.s.Role == Submission {
 		// RFC 6409 §8.2, §8.3: the submission server may add Date and
-		// Message-ID. (mail/message will have a shared helper; this is
-		// a small local one until then.)
-		if !hasHeader(msg, "Date") {
-			fmt.Fprintf(&head, "Date: %s\r\n", time.Now().Format(time.RFC1123Z))
-		}
-		if !hasHeader(msg, "Message-ID") {
-			var b [12]byte
-			rand.Read(b[:])
-			fmt.Fprintf(&head, "Message-ID: <%s.%s@%s>\r\n", id, hex.EncodeToString(b[:]), ss.s.Hostname)
+		// Message-ID where the client left them out.
+		if ensured, err := message.EnsureSubmissionHeaders(msg, ss.s.Hostname, time.Now()); err == nil {
+			msg = ensured
+		} else {
+			ss.s.Logger.Warn("smtp: Date and Message-ID not added", "err", err)
 		}
 	}
 	full := append(head.Bytes(), msg...)

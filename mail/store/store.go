@@ -575,3 +575,30 @@ func Open(ctx context.Context, dsn string, opt Options) (Backend, error) {
 	}
 	return open(ctx, dsn, opt)
 }
+
+// ReadMailbox returns every message of a user's mailbox, oldest first: a
+// convenience for checks and tests that look at what was delivered.
+func ReadMailbox(ctx context.Context, b Backend, user, mailbox string) ([]*Message, error) {
+	sess, err := b.OpenSession(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	mb, err := sess.Select(ctx, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	list, err := mb.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Message, 0, len(list))
+	for _, mi := range list {
+		m, err := mb.Fetch(ctx, mi.UID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
