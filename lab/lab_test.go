@@ -46,6 +46,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad duration", "[host.a]\naddress = \"127.0.0.2\"\n[host.a.uppercase]\ntcp = 1\nidle_timeout = \"soon\"\n", 5, "idle_timeout"},
 		{"no port", "[host.a]\naddress = \"127.0.0.2\"\n[host.a.uppercase]\n", 3, "set a tcp or a udp port"},
 		{"same address", "[host.a]\naddress = \"127.0.0.2\"\n[host.b]\naddress = \"127.0.0.2\"\n", 4, `host "b" has the address 127.0.0.2 of host "a" (line 1)`},
+		{"mail without domain", "[host.a]\naddress = \"127.0.0.2\"\n[host.a.mail]\nusers = [\"x:y\"]\n", 3, "set domain"},
+		{"mail user without password", "[host.a]\naddress = \"127.0.0.2\"\n[host.a.mail]\ndomain = \"a.test\"\nusers = [\"alice\"]\n", 5, `users: "alice" is not name:password`},
+		{"mail check from a stranger", "[host.a]\naddress = \"127.0.0.2\"\n[host.a.mail]\ndomain = \"a.test\"\nusers = [\"alice:x\"]\ncheck_from = \"eve\"\ncheck_to = \"bob@b.test\"\n", 6, "check_from"},
 		{"duplicate host", "[host.a]\naddress = \"127.0.0.2\"\n[host.a]\naddress = \"127.0.0.3\"\n", 3, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
