@@ -9,8 +9,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Optimal is the mode of the course's constructive schedule, which attains
@@ -98,7 +96,7 @@ func runOptimal(ctx context.Context, p Params, nw network, n int, data []byte, s
 	// a server sending unpaced shares its link equally per peer, between
 	// that peer's relay part and its common part, and the common part,
 	// which needs most of it, comes late: 1.11 against 1.01 at N = 32.)
-	bucket := func(rateBps float64) *rate.Limiter {
+	bucket := func(rateBps float64) *tokenBucket {
 		if rateBps <= 0 {
 			return nil
 		}
@@ -113,8 +111,8 @@ func runOptimal(ctx context.Context, p Params, nw network, n int, data []byte, s
 		got   int64
 		done  chan struct{}
 		once  sync.Once
-		down  *rate.Limiter
-		up    *rate.Limiter
+		down  *tokenBucket
+		up    *tokenBucket
 		relay []net.Conn // to the others, for part i
 	}
 	peers := make([]*peerState, n)
