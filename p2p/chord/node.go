@@ -3,6 +3,8 @@ package chord
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -290,13 +292,17 @@ func (n *Node) Bootstrap(pred *NodeRef, succs, fingers []NodeRef) {
 // Start begins the periodic maintenance: stabilize, fix_fingers,
 // check_predecessor, replication and expiry, each at its interval (the
 // first run at a random point of the first interval, so a ring does not
-// move in lockstep).
+// move in lockstep). The points are drawn from the node's identity, not
+// the global random source, so that a simulation with a given seed runs
+// the same way every time.
 func (n *Node) Start() {
-	n.every(n.cfg.StabilizeInterval, n.Stabilize)
-	n.every(n.cfg.FixFingersInterval, n.FixFinger)
-	n.every(n.cfg.CheckPredecessorInterval, n.CheckPredecessor)
-	n.every(n.cfg.ReplicateInterval, n.Replicate)
-	n.every(n.cfg.ExpireInterval, func(context.Context) { n.Expire() })
+	h := sha1.Sum(append(n.self.ID[:], n.self.Addr...))
+	rng := rand.New(rand.NewPCG(binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:16])))
+	n.every(rng, n.cfg.StabilizeInterval, n.Stabilize)
+	n.every(rng, n.cfg.FixFingersInterval, n.FixFinger)
+	n.every(rng, n.cfg.CheckPredecessorInterval, n.CheckPredecessor)
+	n.every(rng, n.cfg.ReplicateInterval, n.Replicate)
+	n.every(rng, n.cfg.ExpireInterval, func(context.Context) { n.Expire() })
 }
 
 func (n *Node) schedule(d time.Duration, f func(), repeat time.Duration) {
@@ -330,8 +336,8 @@ func (n *Node) schedule(d time.Duration, f func(), repeat time.Duration) {
 	n.timers[id] = n.clk.AfterFunc(d, run)
 }
 
-func (n *Node) every(d time.Duration, f func(context.Context)) {
-	first := time.Duration(rand.Int64N(int64(d))) + 1
+func (n *Node) every(rng *rand.Rand, d time.Duration, f func(context.Context)) {
+	first := time.Duration(rng.Int64N(int64(d))) + 1
 	n.schedule(first, func() { f(n.ctx) }, d)
 }
 
