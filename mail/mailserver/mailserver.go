@@ -79,7 +79,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	q, err := queue.Open(queue.Config{Dir: cfg.QueueDir, Logger: cfg.Logger})
+	q, err := openQueue(queue.Config{Dir: cfg.QueueDir, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +96,22 @@ func Start(cfg Config) (*Server, error) {
 		s.run(func() error { return s.agent.Run(s.ctx) })
 	}
 	return s, nil
+}
+
+// lockWait is how long Start waits for a queue another process holds:
+// `appnet mail queue list` with no server running opens the queue itself
+// for a moment, and a server starting then must not fail.
+const lockWait = 5 * time.Second
+
+func openQueue(cfg queue.Config) (*queue.Queue, error) {
+	deadline := time.Now().Add(lockWait)
+	for {
+		q, err := queue.Open(cfg)
+		if !errors.Is(err, queue.ErrLocked) || time.Now().After(deadline) {
+			return q, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (s *Server) run(f func() error) {

@@ -3,6 +3,7 @@ package mailserver
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"appnet/internal/labca"
 	"appnet/internal/testnet"
+	"appnet/mail/queue"
 	"appnet/mail/smtp"
 	"appnet/mail/store"
 	_ "appnet/mail/store/sqlite"
@@ -104,4 +106,31 @@ func firstMessage(t *testing.T, st store.Backend, user string) []byte {
 		return nil
 	}
 	return msgs[0].Body
+}
+
+// TestStartWaitsForABriefQueueLock: a server starting while a queue
+// listing holds the directory (as `mail queue list` does with no server
+// running) waits for it instead of failing; one held for good still fails.
+func TestStartWaitsForABriefQueueLock(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "mail.db"), store.Options{WeakPasswordHash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	qdir := filepath.Join(dir, "q")
+	held, err := queue.Open(queue.Config{Dir: qdir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { time.Sleep(300 * time.Millisecond); held.Close() }()
+	ms, err := Start(Config{Domains: []string{"a.test"}, QueueDir: qdir, Store: st, Hold: true})
+	if err != nil {
+		t.Fatalf("Start while a listing held the queue briefly: %v", err)
+	}
+	defer ms.Shutdown(ctx) //nolint:errcheck
+	if _, err := Start(Config{Domains: []string{"a.test"}, QueueDir: qdir, Store: st, Hold: true}); !errors.Is(err, queue.ErrLocked) {
+		t.Errorf("a second server on a running server's queue: %v, want ErrLocked", err)
+	}
 }
