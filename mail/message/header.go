@@ -86,7 +86,9 @@ func isDotAtom(s string) bool {
 	return true
 }
 
-func isASCII(s string) bool {
+// IsASCII reports whether s is all US-ASCII (no byte of 0x80 or above):
+// what SMTP without SMTPUTF8 (RFC 6531) may carry in an address.
+func IsASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return false
@@ -277,7 +279,7 @@ func UnstructuredField(name, text string) string {
 // ASCII: an internationalized address needs SMTPUTF8 (RFC 6532), which this
 // package does not write.
 func FormatAddress(a mail.Address) (string, error) {
-	if a.Address == "" || !isASCII(a.Address) || strings.ContainsAny(a.Address, " \t\r\n<>()\",;") {
+	if a.Address == "" || !IsASCII(a.Address) || strings.ContainsAny(a.Address, " \t\r\n<>()\",;") {
 		return "", fmt.Errorf("message: %q is not an ASCII addr-spec", a.Address)
 	}
 	if _, err := mail.ParseAddress("<" + a.Address + ">"); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"appnet/mail/message"
 	"appnet/trace"
 )
 
@@ -527,9 +528,9 @@ func (a *Agent) transaction(c *smtp.Client, j *job, msg []byte) ([]error, error)
 	if ok, _ := c.Extension("8BITMIME"); ok && !is7bit(msg) {
 		opts = &smtp.MailOptions{Body: smtp.Body8BitMIME}
 	}
-	utf8 := !isASCII(j.from)
+	utf8 := !message.IsASCII(j.from)
 	for _, r := range j.rcpts {
-		utf8 = utf8 || !isASCII(r.Addr)
+		utf8 = utf8 || !message.IsASCII(r.Addr)
 	}
 	if utf8 {
 		if opts == nil {
@@ -808,15 +809,6 @@ func emitLines(buf []byte, emit func([]byte)) []byte {
 		emit(buf[:i+1])
 		buf = buf[i+1:]
 	}
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 func is7bit(b []byte) bool {

@@ -537,7 +537,7 @@ func (ss *session) mail(arg string) {
 			return
 		}
 	}
-	if !utf8 && !isASCII(addr) {
+	if !utf8 && !message.IsASCII(addr) {
 		ss.fail(553, "5.6.7", "Non-ASCII address needs SMTPUTF8")
 		return
 	}
@@ -579,7 +579,7 @@ func (ss *session) rcpt(arg string) {
 		ss.fail(555, "5.5.4", "Unsupported option: %s", params[0])
 		return
 	}
-	if !ss.utf8 && !isASCII(addr) {
+	if !ss.utf8 && !message.IsASCII(addr) {
 		ss.fail(553, "5.6.7", "Non-ASCII address needs SMTPUTF8")
 		return
 	}
@@ -878,13 +878,4 @@ func parsePath(s string) (string, []string, error) {
 		return "", nil, errors.New("bad address")
 	}
 	return addr, params, nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }

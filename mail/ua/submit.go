@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"appnet/mail/message"
 	"appnet/trace"
 )
 
@@ -175,7 +176,7 @@ func (s *Submitter) Send(ctx context.Context, env Envelope, msg []byte) (string,
 	}
 
 	opts := &smtp.MailOptions{Size: int64(len(msg))}
-	if !isASCII(env.From) || !allASCII(env.To) {
+	if !message.IsASCII(env.From) || !allASCII(env.To) {
 		opts.UTF8 = true
 	}
 	if err := c.Mail(env.From, opts); err != nil {
@@ -209,18 +210,9 @@ func (s *Submitter) Send(ctx context.Context, env Envelope, msg []byte) (string,
 	return resp.StatusText, nil
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 func allASCII(l []string) bool {
 	for _, s := range l {
-		if !isASCII(s) {
+		if !message.IsASCII(s) {
 			return false
 		}
 	}
