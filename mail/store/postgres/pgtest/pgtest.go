@@ -88,10 +88,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := BinDir()
 	if err != nil {
-		if testnet.InCI() {
-			t.Fatalf("%v, and CI=true: make test should have installed it (scripts/tools.txt)", err)
-		}
-		t.Skipf("%v; `make tools` (as root) installs it", err)
+		testnet.Missing(t, "%v (make tools, as root, installs it; see scripts/tools.txt)", err)
 	}
 	var last error
 	for range 3 { // a port taken between choosing it and binding it
