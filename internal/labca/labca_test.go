@@ -1,4 +1,4 @@
-package labca
+package labca_test
 
 import (
 	"crypto/tls"
@@ -14,23 +14,24 @@ import (
 	"testing"
 	"time"
 
+	"appnet/internal/labca"
 	"appnet/internal/testnet"
 )
 
 func TestOpenMakesThenLoads(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ca")
-	ca, err := Open(dir, "test CA")
+	ca, err := labca.Open(dir, "test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(filepath.Join(dir, KeyFile))
+	fi, err := os.Stat(filepath.Join(dir, labca.KeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
 	}
-	again, err := Open(dir, "ignored")
+	again, err := labca.Open(dir, "ignored")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,10 +58,10 @@ func TestOpenMakesThenLoads(t *testing.T) {
 
 func TestOpenRefusesHalfACA(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, CertFile), []byte("x"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, labca.CertFile), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(dir, "x"); err == nil || !strings.Contains(err.Error(), "only one") {
+	if _, err := labca.Open(dir, "x"); err == nil || !strings.Contains(err.Error(), "only one") {
 		t.Fatalf("Open of a folder with a root and no key: %v", err)
 	}
 }
@@ -69,7 +70,7 @@ func TestOpenRefusesHalfACA(t *testing.T) {
 // GnuTLS underneath) verifies a server's leaf with only the root file.
 func TestCurlTrustsTheRoot(t *testing.T) {
 	curl := testnet.NeedTool(t, "curl")
-	ca, err := Open(t.TempDir(), "test CA")
+	ca, err := labca.Open(t.TempDir(), "test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestCurlTrustsTheRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", ServerConfig(leaf))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", labca.ServerConfig(leaf))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,15 +114,15 @@ func TestCurlTrustsTheRoot(t *testing.T) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func TestLoadKeyPair(t *testing.T) {
-	if _, err := LoadKeyPair("", ""); err == nil {
+	if _, err := labca.LoadKeyPair("", ""); err == nil {
 		t.Error("LoadKeyPair without files succeeded")
 	}
 	dir := t.TempDir()
-	ca, err := Open(dir, "x")
+	ca, err := labca.Open(dir, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadKeyPair(ca.RootFile(), filepath.Join(dir, KeyFile)); err != nil {
+	if _, err := labca.LoadKeyPair(ca.RootFile(), filepath.Join(dir, labca.KeyFile)); err != nil {
 		t.Errorf("the CA's own pair: %v", err)
 	}
 }

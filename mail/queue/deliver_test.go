@@ -3,15 +3,10 @@ package queue
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -24,6 +19,7 @@ import (
 
 	"appnet/dns/authserver"
 	"appnet/dns/zone"
+	"appnet/internal/testnet"
 	"appnet/trace"
 )
 
@@ -414,7 +410,7 @@ func TestDeliverSTARTTLS(t *testing.T) {
 	port := freePort(t)
 	d := startDNS(t, "tls.test. 60 IN MX 10 mx.tls.test.", "mx.tls.test. 60 IN A 127.0.0.12")
 	s := startSink(t, "127.0.0.12:"+strconv.Itoa(port))
-	s.srv.TLSConfig = selfSignedConfig(t)
+	s.srv.TLSConfig, _ = testnet.TLS(t, "mx.tls.test")
 	var tlsSessions atomic.Int32
 	s.srv.Backend = smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		s.sessions.Add(1)
@@ -447,21 +443,6 @@ func TestDeliverSTARTTLS(t *testing.T) {
 			t.Errorf("trace lacks %q:\n%s", want, all)
 		}
 	}
-}
-
-func selfSignedConfig(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: []string{"mx.tls.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
 // A server whose STARTTLS handshake fails still gets the mail, in

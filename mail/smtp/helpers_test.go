@@ -3,15 +3,8 @@ package smtp
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -177,37 +170,12 @@ func (c *client) closed() bool {
 	return err != nil
 }
 
-func selfSigned(t testing.TB) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "hamburger.edu"},
-		DNSNames:     []string{"hamburger.edu", "localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-}
-
 var errNoSpace = fmt.Errorf("queue: insufficient storage: %w", &netErrWrap{syscall.ENOSPC})
 
 type netErrWrap struct{ err error }
 
 func (e *netErrWrap) Error() string { return "write /q/log: " + e.err.Error() }
 func (e *netErrWrap) Unwrap() error { return e.err }
-
-var _ = errors.Is
 
 func listen(t *testing.T) net.Listener {
 	t.Helper()
@@ -217,4 +185,12 @@ func listen(t *testing.T) net.Listener {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln
+}
+
+// selfSigned returns the server's TLS settings: a certificate for the
+// course's hamburger.edu from a CA made for the test.
+func selfSigned(t testing.TB) *tls.Config {
+	t.Helper()
+	cfg, _ := testnet.TLS(t, "hamburger.edu", "localhost")
+	return cfg
 }

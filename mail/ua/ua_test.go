@@ -4,17 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,36 +24,6 @@ import (
 	"appnet/mail/message"
 	"appnet/trace"
 )
-
-// selfSigned returns a server certificate for 127.0.0.1 and a pool that
-// trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "mail.hamburger.test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"mail.hamburger.test"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
 
 // received is what the test server got in one transaction.
 type received struct {
@@ -163,9 +128,7 @@ func startServer(t *testing.T, tlsOn bool) (*backend, string, *x509.CertPool) {
 	s.ErrorLog = log.New(io.Discard, "", 0)
 	var pool *x509.CertPool
 	if tlsOn {
-		var cert tls.Certificate
-		cert, pool = selfSigned(t)
-		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		s.TLSConfig, pool = testnet.TLS(t, "mail.hamburger.test")
 	}
 	addr := testnet.Serve(t, s, testnet.ListenTCP(t), nil) // go-smtp's Serve returns nil after Shutdown
 	return be, addr, pool
