@@ -13,7 +13,6 @@ package connlimit
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -131,14 +130,6 @@ func (l *Limits) Stats() (active, sources int, refused int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.total, len(l.per), l.refused.Load()
-}
-
-// String describes the caps, for logs and help text.
-func (l *Limits) String() string {
-	if l == nil {
-		return "no limits"
-	}
-	return fmt.Sprintf("at most %d connections, %d per address", l.MaxTotal, l.MaxPerAddr)
 }
 
 // Listen wraps ln so that Accept returns only connections within l; one
