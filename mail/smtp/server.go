@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -142,15 +141,10 @@ type Server struct {
 	lns      map[net.Listener]struct{}
 	conns    map[*session]struct{}
 	closing  bool
-	authFail map[netip.Prefix]*authFailures
+	throttle *connlimit.AuthDelay // failed AUTHs per source
 	wg       sync.WaitGroup
 	ctx      context.Context
 	cancel   context.CancelFunc
-}
-
-type authFailures struct {
-	n    int
-	last time.Time
 }
 
 func (s *Server) init() {
@@ -185,15 +179,7 @@ func (s *Server) init() {
 		if s.Limits == nil {
 			s.Limits = connlimit.New(200, 50)
 		}
-		if s.AuthDelay <= 0 {
-			s.AuthDelay = time.Second
-		}
-		if s.AuthDelayMax <= 0 {
-			s.AuthDelayMax = 30 * time.Second
-		}
-		if s.AuthWindow <= 0 {
-			s.AuthWindow = 15 * time.Minute
-		}
+		s.throttle = connlimit.NewAuthDelay(s.AuthDelay, s.AuthDelayMax, s.AuthWindow)
 		if s.Logger == nil {
 			s.Logger = slog.New(slog.DiscardHandler)
 		}
@@ -209,7 +195,6 @@ func (s *Server) init() {
 		}
 		s.lns = map[net.Listener]struct{}{}
 		s.conns = map[*session]struct{}{}
-		s.authFail = map[netip.Prefix]*authFailures{}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 	})
 }
@@ -332,41 +317,6 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	return nil
-}
-
-// authDelay records a failed AUTH from addr and returns how long to
-// wait before answering it.
-func (s *Server) authDelay(addr net.Addr) time.Duration {
-	src, ok := connlimit.Source(addr)
-	if !ok {
-		return s.AuthDelay
-	}
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.authFail[src]
-	if f == nil || now.Sub(f.last) > s.AuthWindow {
-		if len(s.authFail) > 100000 {
-			clear(s.authFail) // bounded memory: forget everyone rather than grow
-		}
-		f = &authFailures{}
-		s.authFail[src] = f
-	}
-	f.n++
-	f.last = now
-	d := s.AuthDelay
-	for i := 1; i < f.n && d < s.AuthDelayMax; i++ {
-		d *= 2
-	}
-	return min(d, s.AuthDelayMax)
-}
-
-func (s *Server) authSucceeded(addr net.Addr) {
-	if src, ok := connlimit.Source(addr); ok {
-		s.mu.Lock()
-		delete(s.authFail, src)
-		s.mu.Unlock()
-	}
 }
 
 func isLoopback(a net.Addr) bool {

@@ -438,12 +438,12 @@ func (ss *session) auth(arg string) {
 	err := ss.s.Auth.Authenticate(ss.s.ctx, user, pass)
 	switch {
 	case err == nil:
-		ss.s.authSucceeded(ss.remote)
+		ss.s.throttle.Succeeded(ss.remote)
 		ss.authUser = user
 		ss.tc.Notef("authenticated as %s", user)
 		ss.reply(235, "2.7.0", "Authentication successful")
 	case errors.Is(err, ErrBadCredentials):
-		d := ss.s.authDelay(ss.remote)
+		d := ss.s.throttle.Failed(ss.remote)
 		ss.tc.Notef("authentication failed for %q; answering in %v", user, d)
 		ss.flush()
 		ss.s.sleep(ss.s.ctx, d)
